@@ -1,0 +1,121 @@
+"""Shape the generated project to the chosen options, then optionally make the first commit.
+
+Runs inside the new project directory with cookiecutter's Python (standard library only).
+
+File ownership is by name: a file or directory whose name contains the token of a baseline
+(`simclr`, `vit`, `transformer`), a dataset (`cifar10`, `shakespeare`), a tracker (`wandb`) or a CI
+system (`github`, `gitlab`) belongs to it and is removed when that option is off. Tokens are the
+parts of a name split at `_`, `-` and `.` (so `test_vit.py` belongs to `vit`, `activity.py` doesn't).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CONTEXT: dict = json.loads({{ cookiecutter | tojson | tojson }})
+
+TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
+# Which baselines need which dataset.
+DATASETS = {"cifar10": ("simclr", "vit"), "shakespeare": ("transformer",)}
+
+
+def flag(name: str) -> bool:
+    value = CONTEXT[name]
+    return value if isinstance(value, bool) else str(value).strip().lower() in TRUE_WORDS
+
+
+def unselected_tokens() -> set[str]:
+    """Names of every option that is switched off."""
+    baselines = {name: flag(f"include_{name}") for name in ("simclr", "vit", "transformer")}
+    off = {name for name, on in baselines.items() if not on}
+    off |= {data for data, users in DATASETS.items() if not any(baselines[u] for u in users)}
+    if CONTEXT["tracker"] != "wandb":
+        off.add("wandb")
+    off |= {ci for ci in ("github", "gitlab") if CONTEXT["ci"] != ci}
+    return off
+
+
+def owners(path: Path) -> set[str]:
+    return set(re.split(r"[_.\-]", path.name.lower()))
+
+
+def remove_unselected(root: Path) -> list[Path]:
+    """Delete every file or directory that belongs to an option that is off; return what went."""
+    off = unselected_tokens()
+    removed: list[Path] = []
+    # Walk top-down and stop at removed directories; sorted for a stable report.
+    stack = [root]
+    while stack:
+        for path in sorted(stack.pop().iterdir()):
+            if path.name == ".git":
+                continue
+            if owners(path) & off:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path.relative_to(root))
+            elif path.is_dir():
+                stack.append(path)
+    if CONTEXT["license"] == "none":
+        (root / "LICENSE").unlink()
+        removed.append(Path("LICENSE"))
+    return removed
+
+
+def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+
+
+def init_git(root: Path) -> bool:
+    """`git init` and a first commit; works where no git identity is configured."""
+    if shutil.which("git") is None:
+        print("WARNING: git is not installed; skipped `git init` (install git, then run it yourself)")
+        return False
+    identity = ("-c", f"user.name={CONTEXT['author']}", "-c", f"user.email={CONTEXT['email']}")
+    try:
+        run("git", "init", "--quiet", cwd=root)
+        run("git", "symbolic-ref", "HEAD", "refs/heads/main", cwd=root)
+        run("git", "add", "--all", cwd=root)
+        run("git", *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from ai-research-template", cwd=root)
+    except subprocess.CalledProcessError as err:
+        print(f"WARNING: `{' '.join(err.cmd)}` failed: {err.stderr.strip().splitlines()[-1:]}; fix it and commit by hand")
+        return False
+    return True
+
+
+def next_steps(root: Path, committed: bool) -> str:
+    package = CONTEXT["package"]
+    experiment = next(
+        name
+        for name, include in (
+            ("transformer_shakespeare", "include_transformer"),
+            ("vit_cifar10", "include_vit"),
+            ("simclr_cifar10", "include_simclr"),
+        )
+        if flag(include)
+    )
+    lines = [
+        f"Created {root.name}/" + (" (git repository with a first commit)" if committed else ""),
+        "Next:",
+        f"  cd {root.name}",
+        '  python -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"',
+        f"  python -m {package}.train experiment={experiment} trainer=smoke",
+    ]
+    if not committed:
+        lines.append("  git init && git add -A && git commit -m 'Initial commit'")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    root = Path.cwd()
+    remove_unselected(root)
+    committed = flag("init_git") and init_git(root)
+    print(next_steps(root, committed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
