@@ -1,0 +1,213 @@
+"""Record everything about where and how a run ran, so a result can be traced and re-created.
+
+`collect_environment()` returns a JSON-ready dict with the keys of the run-directory contract:
+command, argv, started_at, git, python, packages, platform, torch, accelerators, seed, data, env.
+Every probe that can fail (no git, no GPU, no nvidia-smi) records *why* its field is empty instead of
+raising: an environment record must never be the reason a run did not start.
+
+Secrets: environment variables are copied from an allow-list only. API keys and tokens (WANDB_API_KEY,
+AWS_SECRET_ACCESS_KEY, HF_TOKEN, GITHUB_TOKEN, ...) never enter the record, whatever their names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Variables that change what a run computes or where it ran; nothing else is recorded.
+ENV_ALLOWLIST = (
+    "CUDA_VISIBLE_DEVICES",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NCCL_ALGO",
+    "NCCL_PROTO",
+    "TORCH_CUDNN_V8_API_ENABLED",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_JOB_PARTITION",
+    "SLURM_NODELIST",
+    "SLURM_NTASKS",
+    "SLURM_CPUS_PER_TASK",
+    "WANDB_MODE",
+    "HYDRA_FULL_ERROR",
+)
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
+    """stdout of a command, or None when it is missing or fails (probes must never raise)."""
+    try:
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def git_info(cwd: Path | None = None) -> tuple[dict[str, Any], str]:
+    """Commit, branch and dirty state; also the diff against HEAD (returned separately, saved as a file)."""
+    cwd = cwd or Path.cwd()
+    if shutil.which("git") is None:
+        return {"available": False, "reason": "git is not installed"}, ""
+    top = _run(["git", "rev-parse", "--show-toplevel"], cwd)
+    if top is None:
+        return {"available": False, "reason": f"{cwd} is not inside a git repository"}, ""
+    commit = (_run(["git", "rev-parse", "HEAD"], cwd) or "").strip() or None
+    branch = (_run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip() or None
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd) or ""
+    diff = (_run(["git", "diff", "HEAD", "--binary"], cwd) or "") if commit else ""
+    info = {
+        "available": True,
+        "root": top.strip(),
+        "commit": commit,
+        "branch": branch,
+        "dirty": bool(status.strip()),
+        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+    }
+    if commit is None:
+        info["reason"] = "the repository has no commits yet"
+    return info, diff
+
+
+def packages() -> dict[str, str]:
+    """Every installed distribution and its version (what `pip freeze` would list), sorted by name."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = dist.version
+    return dict(sorted(found.items()))
+
+
+def platform_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "os": platform.system(),
+        "release": platform.release(),
+        "kernel": platform.version(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu": platform.processor() or None,
+        "cores": os.cpu_count(),
+        "memory_bytes": None,
+    }
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    try:
+        info["memory_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        info["memory_reason"] = "os.sysconf cannot report physical memory on this platform"
+    return info
+
+
+def torch_info() -> dict[str, Any]:
+    cudnn = torch.backends.cudnn
+    return {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn.version() if cudnn.is_available() else None,
+        "num_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": cudnn.deterministic,
+        "cudnn_benchmark": cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": cudnn.allow_tf32,
+        "default_dtype": str(torch.get_default_dtype()),
+    }
+
+
+def accelerator_info() -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        reason = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+        return {"count": 0, "devices": [], "reason": reason}
+    devices = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        devices.append(
+            {
+                "name": props.name,
+                "memory_bytes": props.total_memory,
+                "capability": f"{props.major}.{props.minor}",
+                "multiprocessors": props.multi_processor_count,
+            }
+        )
+    driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
+    return {
+        "count": len(devices),
+        "devices": devices,
+        "driver": driver.splitlines()[0].strip() if driver else None,
+        **({} if driver else {"driver_reason": "nvidia-smi is not available"}),
+    }
+
+
+def data_info(inputs: list[Path], root: Path | None = None) -> list[dict[str, Any]]:
+    """Path, size and sha256 of every input file, plus the DVC hash where DVC tracks it."""
+    from .dvc import dvc_hashes  # local import: only needed when there are inputs
+
+    records = []
+    dvc = dvc_hashes(inputs, root or Path.cwd())
+    for path in inputs:
+        record: dict[str, Any] = {"path": str(path)}
+        if path.exists():
+            record["bytes"] = path.stat().st_size
+            record["sha256"] = sha256_file(path)
+        else:
+            record["reason"] = "missing"
+        if str(path) in dvc:
+            record["dvc"] = dvc[str(path)]
+        records.append(record)
+    return records
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def collect_environment(
+    seed: Any = None, inputs: list[Path] | None = None, cwd: Path | None = None
+) -> tuple[dict[str, Any], str]:
+    """The environment record and the git diff (saved beside it as git.diff when the tree is dirty)."""
+    git, diff = git_info(cwd)
+    record = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "argv": list(sys.argv),
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": git,
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "packages": packages(),
+        "platform": platform_info(),
+        "torch": torch_info(),
+        "accelerators": accelerator_info(),
+        "seed": seed,
+        "data": data_info(inputs or [], cwd),
+        "env": {name: os.environ[name] for name in ENV_ALLOWLIST if name in os.environ},
+    }
+    return record, diff

@@ -1,0 +1,5 @@
+"""`python -m {{ cookiecutter.package }}.train ...`: see train/run.py."""
+
+from .run import main
+
+main()

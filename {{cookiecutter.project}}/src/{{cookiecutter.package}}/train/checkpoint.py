@@ -1,0 +1,131 @@
+"""Save and restore the complete training state, so a killed run resumes to the same numbers.
+
+"Complete" means everything the next step's result depends on: model, optimizer (Adam moments),
+LR scheduler, AMP grad scaler, the RNG state of Python, NumPy, torch CPU and every CUDA device on
+every rank, and the position in the data (epoch, batch inside the epoch, global step). The config it
+was trained with travels along: resuming under a different config is an error that names the keys.
+
+Files: `checkpoints/last.pt` is the newest; before it is replaced the previous one becomes `prev.pt`.
+Both are written atomically, so a crash mid-write cannot corrupt them; should `last.pt` still be
+unreadable (disk trouble, a copy cut short), loading falls back to `prev.pt` with a warning instead of
+silently starting from scratch. Loading uses `weights_only=True`: a checkpoint is data, not code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..repro.rundir import atomic_write_bytes, diff_configs, format_diff, fsync_dir, relevant_config
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint, or one that belongs to another config."""
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the config keys that change results (rundir.relevant_config says which)."""
+    return hashlib.sha256(json.dumps(relevant_config(config), sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Progress:
+    """Where training stands: the next step to run is batch `batch` of epoch `epoch`."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0  # optimizer steps taken so far
+    metrics_offset: int = 0  # bytes of metrics.jsonl written up to this point (truncated back on resume)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every generator's state as plain tensors/lists, loadable with weights_only=True."""
+    version, mt_state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
+    """Serialise to memory, then atomically replace last.pt, keeping the previous one as prev.pt."""
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
+    last, prev = directory / "last.pt", directory / "prev.pt"
+    tmp = directory / "last.pt.next"
+    atomic_write_bytes(tmp, buffer.getvalue())
+    # Between these two renames last.pt is briefly absent; load_checkpoint then uses prev.pt.
+    if last.exists():
+        os.replace(last, prev)
+    os.replace(tmp, last)
+    fsync_dir(directory)
+    return last
+
+
+def load_checkpoint(directory: Path, config: dict[str, Any], map_location: str | torch.device = "cpu") -> dict | None:
+    """The newest readable checkpoint for `config`, or None when the directory holds none.
+
+    Raises:
+        CheckpointError: every checkpoint present is unreadable, or one was written for another config.
+    """
+    candidates = [p for p in (directory / "last.pt", directory / "prev.pt") if p.exists()]
+    if not candidates:
+        return None
+    failures = []
+    for path in candidates:
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # truncated zip, bad pickle, ... -> try the older one
+            failures.append(f"{path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            log.warning("checkpoint %s is unreadable (%s); trying the previous one", path, failures[-1])
+            continue
+        check_compatible(path, state, config)
+        if failures:
+            log.warning("resuming from %s after %s", path.name, "; ".join(failures))
+        return state
+    raise CheckpointError(
+        f"no readable checkpoint in {directory} ({'; '.join(failures)}); refusing to restart silently: "
+        "delete the checkpoints folder to start over, or pass run.overwrite=true"
+    )
+
+
+def check_compatible(path: Path, state: dict[str, Any], config: dict[str, Any]) -> None:
+    """Refuse a checkpoint from another config (or not from this code at all), naming the differences."""
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project (format_version={found!r}, expected {FORMAT_VERSION})"
+        )
+    if state.get("config_hash") != config_hash(config):
+        differences = diff_configs(state.get("config", {}), config)
+        raise CheckpointError(
+            f"{path} was written by a different config ({format_diff(differences) or 'hash mismatch'}); "
+            "run with the original config, or pass run.overwrite=true to start this one from scratch"
+        )

@@ -1,0 +1,135 @@
+"""Train one run (`train/__main__.py` makes this `python -m {{ cookiecutter.package }}.train`):
+
+    python -m {{ cookiecutter.package }}.train experiment=<name> [trainer=smoke] [seed=N] [key=value ...]
+
+Composes the Hydra config, claims the run directory (resuming it when it holds an unfinished run of
+the same config), seeds everything, records the environment, builds the baseline's task and hands it
+to the training loop. Sweeps are Hydra multirun: add `-m` and comma-separated values, e.g.
+`-m ablation=vit_full,vit_gap seed=0,1,2`. Under `torchrun` every process runs this same file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.logging import RichHandler
+
+from ..config import TrainConfig, register_configs
+from ..repro.environment import collect_environment
+from ..repro.rundir import RunDir, RunDirError, RunState, atomic_write_json, atomic_write_text, flatten
+from ..repro.seeding import seed_everything
+from ..tasks import build_task
+from ..tracking import Tracker
+from .checkpoint import CheckpointError
+from .distributed import barrier, init_distributed, shutdown
+from .loop import fit, resolve_device
+
+# configs/ sits at the project root, next to src/ (an editable install keeps this layout).
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
+log = logging.getLogger("{{ cookiecutter.package }}")
+
+register_configs()
+
+
+def ablation_keys(config_dir: Path) -> list[str]:
+    """Dotted keys set by the chosen ablation file: the only keys its variant may change (stats check this)."""
+    choice = HydraConfig.get().runtime.choices.get("ablation") if HydraConfig.initialized() else None
+    if not choice:
+        return []
+    path = config_dir / "ablation" / f"{choice}.yaml"
+    content = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return sorted(key for key in flatten(content or {}) if key not in ("variant", "defaults"))
+
+
+def setup_logging(log_file: Path | None, is_main: bool) -> None:
+    """Console through rich; the whole log also into the run directory's train.log (rank 0 only)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_run_handler", False):  # left over from a previous multirun job
+            root.removeHandler(handler)
+            handler.close()
+    handlers: list[logging.Handler] = [RichHandler(show_path=False, rich_tracebacks=False)]
+    if log_file is not None and is_main:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for handler in handlers:
+        handler._run_handler = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if is_main else logging.WARNING)
+
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    """Everything `main` does, callable from tests and from `reproduce` without Hydra's CLI."""
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    typed: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    tc = typed.trainer
+    device = resolve_device(tc.device)
+    dist = init_distributed(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)  # float sums depend on the thread count: pin it
+
+    run = RunDir(Path(typed.run.dir)) if typed.run.dir else RunDir.for_run(
+        typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed
+    )
+    state = run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume) if dist.is_main else None
+    barrier(dist)  # other ranks wait until rank 0 has claimed (or cleared) the directory
+    setup_logging(run.log_file, dist.is_main)
+    log.info("run directory %s (%s)", run.path, state.value if state else "worker")
+
+    seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
+    torch.backends.cuda.matmul.allow_tf32 = tc.tf32
+    torch.backends.cudnn.allow_tf32 = tc.tf32
+    task, inputs = build_task(typed, device)
+
+    tracker = None
+    if dist.is_main:
+        environment, diff = collect_environment(seed=vars(seeds), inputs=inputs)
+        environment["distributed"] = {"world_size": dist.world_size}
+        resumes = len(list(run.path.glob("environment*.json")))
+        name = "environment.json" if state is RunState.NEW else f"environment.resume_{resumes}.json"
+        if diff:
+            atomic_write_text(run.path / "git.diff", diff)
+        atomic_write_json(run.path / name, environment)
+        tracker = Tracker(
+            typed.tracker,
+            run.metrics_log,
+            name=f"{typed.experiment}/{typed.variant}/seed_{typed.seed}",
+            group=typed.experiment,
+            config=config,
+            environment=environment,
+        )
+    try:
+        metrics = fit(typed, config, task, run, tracker, dist)
+        if tracker is not None:
+            tracker.summary(metrics)
+    finally:
+        if tracker is not None:
+            tracker.close()
+        shutdown(dist)
+    log.info("finished: %s", run.metrics)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    cfg.variant_keys = ablation_keys(Path(CONFIG_DIR))
+    try:
+        metrics = run_training(cfg)
+    except (RunDirError, CheckpointError, ValueError, FloatingPointError) as err:
+        # A user-facing problem: one clear line, not a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    # Hydra sweepers (e.g. Optuna) optimise the returned value: the first metric, by default.
+    return next((v for v in metrics.values() if isinstance(v, float)), None)
+

@@ -1,0 +1,87 @@
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, collect_environment
+
+KEYS = {"command", "argv", "started_at", "git", "python", "packages", "platform", "torch", "accelerators", "seed",
+        "data", "env"}  # fmt: skip
+SECRETS = {
+    "WANDB_API_KEY": "wandb-secret-0123456789",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-abcdef",
+    "HF_TOKEN": "hf_secret_token_xyz",
+    "GITHUB_TOKEN": "ghp_secret_token_123",
+}
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.x", *args], cwd=cwd, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def test_schema_has_every_contract_key(tmp_path: Path) -> None:
+    record, _ = collect_environment(seed=3, cwd=tmp_path)
+    assert set(record) == KEYS
+    assert record["seed"] == 3
+    assert record["packages"]["torch"]
+    assert {"os", "kernel", "cpu", "cores", "memory_bytes"} <= set(record["platform"])
+    assert {"version", "cuda", "cudnn", "deterministic_algorithms", "num_threads"} <= set(record["torch"])
+    json.dumps(record)  # JSON-ready
+
+
+def test_works_outside_git_and_without_gpu_and_says_why(tmp_path: Path) -> None:
+    record, diff = collect_environment(cwd=tmp_path)
+    assert record["git"] == {"available": False, "reason": f"{tmp_path} is not inside a git repository"}
+    assert diff == ""
+    if record["accelerators"]["count"] == 0:
+        assert record["accelerators"]["reason"]
+
+
+def test_git_commit_branch_dirty_and_diff(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git(tmp_path, "add", "a.py")
+    git(tmp_path, "commit", "-qm", "first")
+    clean, diff = collect_environment(cwd=tmp_path)
+    assert clean["git"]["branch"] == "main" and len(clean["git"]["commit"]) == 40
+    assert clean["git"]["dirty"] is False and diff == ""
+    (tmp_path / "a.py").write_text("x = 2\n")
+    dirty, diff = collect_environment(cwd=tmp_path)
+    assert dirty["git"]["dirty"] is True
+    assert "-x = 1" in diff and "+x = 2" in diff
+    assert dirty["git"]["diff_sha256"] and dirty["git"]["diff_sha256"] != clean["git"]["diff_sha256"]
+
+
+def test_data_inputs_are_hashed(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"abc")
+    record, _ = collect_environment(inputs=[data, tmp_path / "gone.bin"], cwd=tmp_path)
+    first, missing = record["data"]
+    assert first["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert first["bytes"] == 3
+    assert missing["reason"] == "missing"
+
+
+def test_dvc_hash_recorded_for_tracked_inputs(tmp_path: Path) -> None:
+    (tmp_path / "data" / "cifar").mkdir(parents=True)
+    data = tmp_path / "data" / "cifar" / "train.npy"
+    data.write_bytes(b"x")
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: x\n    outs:\n    - path: data/cifar\n      md5: abc.dir\n"
+    )
+    record, _ = collect_environment(inputs=[data], cwd=tmp_path)
+    assert record["data"][0]["dvc"] == {"path": "data/cifar", "md5": "abc.dir", "source": "dvc.lock:prepare"}
+
+
+def test_secrets_never_recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    record, _ = collect_environment(cwd=tmp_path)
+    text = json.dumps(record)
+    for value in SECRETS.values():
+        assert value not in text
+    assert record["env"]["CUDA_VISIBLE_DEVICES"] == "0"
+    assert set(record["env"]) <= set(ENV_ALLOWLIST)
