@@ -71,7 +71,9 @@ def validate(ctx: dict) -> list[str]:
         )
 
     package = str(ctx.get("package", ""))
-    if not package.isascii() or not package.isidentifier():
+    if errors and package == project.replace("-", "_"):
+        pass  # derived from a name already reported: one line per mistake, not two
+    elif not package.isascii() or not package.isidentifier():
         errors.append(
             f"package={shown(package)} is not a Python identifier; expected lowercase ASCII letters, "
             "digits and '_', not starting with a digit, e.g. 'my_paper'"
@@ -100,7 +102,11 @@ def validate(ctx: dict) -> list[str]:
     ):
         value = ctx.get(key)
         if value not in allowed:
-            errors.append(f"{key}={shown(value)} is not supported; expected one of {', '.join(allowed)}")
+            # Free-text rather than a cookiecutter choice on purpose: a bad choice makes cookiecutter
+            # itself fail with a traceback, while this hook can answer in one line.
+            close = [option for option in allowed if option.lower() == str(value).strip().lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"{key}={shown(value)} is not supported; expected one of {', '.join(allowed)}{hint}")
 
     flags = {}
     for key in ("include_simclr", "include_vit", "include_transformer", "init_git"):

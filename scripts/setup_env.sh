@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv with everything the demo and the tests need. Idempotent: a stamp file
+# remembers which pyproject.toml it was built from.
+#   TORCH_INSTALL  pip requirement(s) for PyTorch (default "torch torchvision"; CI pins a pair)
+#   VENV           where to build it (default .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+TORCH_INSTALL=${TORCH_INSTALL:-"torch torchvision"}
+stamp="$VENV/.ai-research-template-stamp"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_INSTALL"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+echo "setting up $VENV (PyTorch: $TORCH_INSTALL) ..."
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+# shellcheck disable=SC2086  # TORCH_INSTALL may hold several requirements
+"$VENV/bin/python" -m pip install --quiet $TORCH_INSTALL
+"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+echo "$want" > "$stamp"

@@ -1,0 +1,59 @@
+"""Bad input: cookiecutter exits non-zero with one clear line naming the variable, and leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHON, ROOT, run
+
+CASES = [
+    (["project_name="], "project_name='' is empty"),
+    (["project_name=!!!"], "project_name='!!!' has no letters or digits"),
+    (["package=class"], "package='class' is a Python keyword"),
+    (["package=import"], "package='import' is a Python keyword"),
+    (["package=1abc"], "package='1abc' is not a Python identifier"),
+    (["package=my-pkg"], "package='my-pkg' is not a Python identifier"),
+    (["package=MyPkg"], "package='MyPkg' has uppercase letters"),
+    (["package=json"], "package='json' would shadow the standard-library or dependency module"),
+    (["package=torch"], "package='torch' would shadow"),
+    (["project=my paper"], "project='my paper' is not a valid slug"),
+    (["project=My-Paper"], "project='My-Paper' is not a valid slug"),
+    (["include_simclr=no", "include_vit=no", "include_transformer=no"], "switch every baseline off"),
+    (["email=ada.example.org"], "email='ada.example.org' is not an email address"),
+    (["email="], "email='' is not an email address"),
+    (["author= "], "author='' is empty"),
+    (["python_version=3.9"], "python_version='3.9' is not supported; expected one of 3.10, 3.11, 3.12"),
+    (["python_version=3.13"], "python_version='3.13' is not supported"),
+    (["license=GPL"], "license='GPL' is not supported; expected one of MIT, Apache-2.0, BSD-3-Clause, none"),
+    (["tracker=mlflow"], "tracker='mlflow' is not supported; expected one of wandb, none"),
+    (["ci=jenkins"], "ci='jenkins' is not supported; expected one of github, gitlab, none"),
+    (["dvc_remote=ftp://host/x"], "dvc_remote='ftp://host/x' uses an unknown scheme"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_rejected_with_one_clear_line(tmp_path: Path, overrides: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run([PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(out), str(ROOT), "init_git=no", *overrides],
+                 cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+    assert errors[0].isascii()
+    assert list(out.iterdir()) == [], "nothing may be left behind"
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    result = run([PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(ROOT), "package=class",
+                  "email=nope"], cwd=tmp_path, check=False)  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert [e.split("=")[0] for e in errors] == ["ERROR: package", "ERROR: email"]
+
+
+@pytest.mark.parametrize("remote", ["/srv/dvc-store", "../store", "s3://bucket/path", "ssh://host/dir", "gs://b/p"])
+def test_valid_remotes_accepted(bake, remote: str) -> None:  # noqa: ANN001
+    assert bake(dvc_remote=remote).exists()
