@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONTEXT: dict = json.loads({{ cookiecutter | tojson | tojson }})
+CONTEXT: dict = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
 # Which baselines need which dataset.
@@ -79,9 +79,20 @@ def init_git(root: Path) -> bool:
         run("git", "init", "--quiet", cwd=root)
         run("git", "symbolic-ref", "HEAD", "refs/heads/main", cwd=root)
         run("git", "add", "--all", cwd=root)
-        run("git", *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from ai-research-template", cwd=root)
+        run(
+            "git",
+            *identity,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Initial commit from ai-research-template",
+            cwd=root,
+        )
     except subprocess.CalledProcessError as err:
-        print(f"WARNING: `{' '.join(err.cmd)}` failed: {err.stderr.strip().splitlines()[-1:]}; fix it and commit by hand")
+        print(
+            f"WARNING: `{' '.join(err.cmd)}` failed: {err.stderr.strip().splitlines()[-1:]}; fix it and commit by hand"
+        )
         return False
     return True
 

@@ -12,8 +12,8 @@ import keyword
 import re
 import sys
 
-# Rendered by cookiecutter: a JSON string literal holding the whole context as JSON.
-CONTEXT: dict = json.loads({{ cookiecutter | tojson | tojson }})
+# Rendered by cookiecutter: the whole context as JSON (tojson escapes quotes, so """ cannot occur).
+CONTEXT: dict = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "off"}

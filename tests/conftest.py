@@ -31,8 +31,13 @@ def tool(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900, check: bool = True,
-        ) -> subprocess.CompletedProcess:  # fmt: skip
+def run(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run a command; on failure, fail the test with its full output."""
     full_env = {
         **os.environ,
@@ -44,7 +49,8 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: f
     }
     result = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        pytest.fail(f"`{' '.join(map(str, cmd))}` exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        command = " ".join(map(str, cmd))
+        pytest.fail(f"`{command}` exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
     return result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHON, ROOT, run
 
 CASES = [
@@ -37,8 +36,11 @@ CASES = [
 def test_rejected_with_one_clear_line(tmp_path: Path, overrides: list[str], message: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    result = run([PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(out), str(ROOT), "init_git=no", *overrides],
-                 cwd=tmp_path, check=False)  # fmt: skip
+    result = run(
+        [PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(out), str(ROOT), "init_git=no", *overrides],
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1, result.stderr
@@ -48,12 +50,15 @@ def test_rejected_with_one_clear_line(tmp_path: Path, overrides: list[str], mess
 
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
-    result = run([PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(ROOT), "package=class",
-                  "email=nope"], cwd=tmp_path, check=False)  # fmt: skip
+    result = run(
+        [PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(ROOT), "package=class", "email=nope"],
+        cwd=tmp_path,
+        check=False,
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert [e.split("=")[0] for e in errors] == ["ERROR: package", "ERROR: email"]
 
 
 @pytest.mark.parametrize("remote", ["/srv/dvc-store", "../store", "s3://bucket/path", "ssh://host/dir", "gs://b/p"])
-def test_valid_remotes_accepted(bake, remote: str) -> None:  # noqa: ANN001
+def test_valid_remotes_accepted(bake, remote: str) -> None:
     assert bake(dvc_remote=remote).exists()

@@ -27,8 +27,19 @@ from .repro.rundir import flatten
 from .tasks import DATA_CONFIGS, MODEL_CONFIGS
 
 # Environment fields worth showing when metrics differ (the rest is timestamps and paths).
-EXPLAINING_FIELDS = ("git.commit", "git.dirty", "git.diff_sha256", "python.version", "torch.", "platform.cpu",
-                     "platform.cores", "platform.machine", "accelerators.", "env.", "seed.")  # fmt: skip
+EXPLAINING_FIELDS = (
+    "git.commit",
+    "git.dirty",
+    "git.diff_sha256",
+    "python.version",
+    "torch.",
+    "platform.cpu",
+    "platform.cores",
+    "platform.machine",
+    "accelerators.",
+    "env.",
+    "seed.",
+)
 
 
 class ReproduceError(RuntimeError):
@@ -59,7 +70,9 @@ def typed_config(config: dict[str, Any]) -> DictConfig:
     for group, registry in (("model", MODEL_CONFIGS), ("data", DATA_CONFIGS)):
         name = config[group]["name"]
         if name not in registry:
-            raise ReproduceError(f"{group}.name={name!r} is not part of this project; expected one of {sorted(registry)}")
+            raise ReproduceError(
+                f"{group}.name={name!r} is not part of this project; expected one of {sorted(registry)}"
+            )
         base[group] = OmegaConf.structured(registry[name])
     return OmegaConf.merge(base, config)  # type: ignore[return-value]
 
@@ -75,7 +88,11 @@ def compare_metrics(
             continue
         if isinstance(a, int | float) and isinstance(b, int | float) and math.isclose(a, b, rel_tol=rtol, abs_tol=0):
             continue
-        how = f"{b - a:+.3g} ({(b - a) / abs(a):+.2%})" if isinstance(a, int | float) and isinstance(b, int | float) and a else "differs"
+        how = (
+            f"{b - a:+.3g} ({(b - a) / abs(a):+.2%})"
+            if isinstance(a, int | float) and isinstance(b, int | float) and a
+            else "differs"
+        )
         differences.append((key, a, b, how))
     return differences
 
@@ -83,8 +100,9 @@ def compare_metrics(
 def compare_environments(original: dict[str, Any], rerun: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Environment differences that can change numbers: packages, code, hardware, threads, data."""
     differences = []
-    a, b = flatten({k: v for k, v in original.items() if k != "packages"}), flatten(
-        {k: v for k, v in rerun.items() if k != "packages"}
+    a, b = (
+        flatten({k: v for k, v in original.items() if k != "packages"}),
+        flatten({k: v for k, v in rerun.items() if k != "packages"}),
     )
     for key in sorted(a.keys() | b.keys()):
         if key.startswith(EXPLAINING_FIELDS) and a.get(key) != b.get(key):
@@ -102,7 +120,11 @@ def compare_environments(original: dict[str, Any], rerun: dict[str, Any]) -> lis
 
 
 def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, dict[str, Any]]:
-    """Train the recorded config again into `out`; return (metric differences, environment differences, rerun metrics)."""
+    """Train the recorded config again into `out`.
+
+    Returns:
+        (metric differences, environment differences, the rerun's metrics).
+    """
     from .train.run import run_training
 
     config, metrics, environment = load_run(run_dir)
@@ -110,7 +132,7 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
     cfg.run.dir = str(out)
     cfg.run.overwrite = True  # `out` is scratch space for this check
     cfg.tracker.name = "none"  # a re-check is not a new experiment on the dashboard
-    rerun = run_training(cfg)
+    run_training(cfg)
     rerun = json.loads((out / "metrics.json").read_text())
     rerun_env = json.loads((out / "environment.json").read_text())
     return compare_metrics(metrics, rerun, rtol), compare_environments(environment, rerun_env), rerun
@@ -119,22 +141,27 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}.reproduce", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a finished run: runs/<experiment>/<variant>/seed_<n>")
-    parser.add_argument("--out", type=Path, help="where to rerun (default runs/.reproduce/<experiment>/<variant>/seed_<n>)")
+    parser.add_argument(
+        "--out", type=Path, help="where to rerun (default runs/.reproduce/<experiment>/<variant>/seed_<n>)"
+    )
     parser.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (0 = exact; GPUs may need 1e-6)")
     args = parser.parse_args(argv)
     console = Console()
     try:
         config, _, _ = load_run(args.run_dir)
-        out = args.out or Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], config["variant"],
-                               f"seed_{config['seed']}")  # fmt: skip
+        out = args.out or Path(
+            config["paths"]["runs_dir"], ".reproduce", config["experiment"], config["variant"], f"seed_{config['seed']}"
+        )
         metric_diffs, env_diffs, _ = reproduce(args.run_dir, out, args.rtol)
     except (ReproduceError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
     if not metric_diffs:
-        console.print(f"[bold green]match[/]: {out}/metrics.json equals {args.run_dir}/metrics.json"
-                      + (" (exactly)" if args.rtol == 0 else f" (rtol={args.rtol})"))  # fmt: skip
+        console.print(
+            f"[bold green]match[/]: {out}/metrics.json equals {args.run_dir}/metrics.json"
+            + (" (exactly)" if args.rtol == 0 else f" (rtol={args.rtol})")
+        )
     else:
         table = Table(title=f"[bold red]mismatch[/]: {len(metric_diffs)} metric(s) differ")
         for column in ("metric", "original", "rerun", "difference"):

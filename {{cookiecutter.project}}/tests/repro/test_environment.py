@@ -6,8 +6,20 @@ import pytest
 
 from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, collect_environment
 
-KEYS = {"command", "argv", "started_at", "git", "python", "packages", "platform", "torch", "accelerators", "seed",
-        "data", "env"}  # fmt: skip
+KEYS = {
+    "command",
+    "argv",
+    "started_at",
+    "git",
+    "python",
+    "packages",
+    "platform",
+    "torch",
+    "accelerators",
+    "seed",
+    "data",
+    "env",
+}
 SECRETS = {
     "WANDB_API_KEY": "wandb-secret-0123456789",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-abcdef",
@@ -17,8 +29,9 @@ SECRETS = {
 
 
 def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.x", *args], cwd=cwd, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e.x", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 def test_schema_has_every_contract_key(tmp_path: Path) -> None:

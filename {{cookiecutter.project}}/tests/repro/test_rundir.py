@@ -1,17 +1,10 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package }}.repro.rundir import (
-    RunDir,
-    RunDirError,
-    RunState,
-    atomic_write_json,
-    atomic_write_text,
-    diff_configs,
-)
+from {{ cookiecutter.package }}.data.files import atomic_write_json
+from {{ cookiecutter.package }}.repro.rundir import RunDir, RunDirError, RunState, diff_configs
 
 CONFIG = {"experiment": "e", "seed": 0, "trainer": {"lr": 0.1}, "run": {"overwrite": False}}
 
@@ -28,24 +21,6 @@ def test_layout_follows_the_contract(tmp_path: Path) -> None:
 def test_bad_names_are_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError, match="cannot name a run directory"):
         RunDir.for_run(tmp_path, bad, "full", 0)
-
-
-def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "m.json"
-    atomic_write_json(target, {"b": 1, "a": 2})
-    assert target.read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'  # sorted keys: equal content, equal bytes
-    atomic_write_text(target, "new")
-    assert target.read_text() == "new"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["m.json"]
-
-
-def test_failed_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:
-    target = tmp_path / "m.json"
-    atomic_write_json(target, {"ok": True})
-    with pytest.raises(TypeError):
-        atomic_write_json(target, {"bad": object()})  # fails while serialising: nothing is replaced
-    assert json.loads(target.read_text()) == {"ok": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
 
 
 def test_states_new_resumable_finished(tmp_path: Path) -> None:
@@ -92,11 +67,3 @@ def test_diff_configs_reports_added_and_changed_keys() -> None:
     old = {"a": {"b": 1, "c": 2}, "run": {"dir": "x"}}
     new = {"a": {"b": 1, "c": 3, "d": 4}, "run": {"dir": "y"}}
     assert diff_configs(old, new) == {"a.c": (2, 3), "a.d": ("<absent>", 4)}
-
-
-def test_atomic_write_is_durable_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
-    atomic_write_text(tmp_path / "f", "x")
-    assert len(synced) == 2  # the file's data, then the directory entry

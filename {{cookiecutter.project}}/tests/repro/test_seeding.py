@@ -65,9 +65,13 @@ def test_dataloader_workers_are_seeded_reproducibly() -> None:
 
     def epoch() -> list[float]:
         loader = torch.utils.data.DataLoader(
-            Noise(), batch_size=2, shuffle=True, num_workers=2, worker_init_fn=worker_init_fn,
+            Noise(),
+            batch_size=2,
+            shuffle=True,
+            num_workers=2,
+            worker_init_fn=worker_init_fn,
             generator=dataloader_generator(5),
-        )  # fmt: skip
+        )
         return [v for a, b in loader for v in (*a.tolist(), *b.tolist())]
 
     first = epoch()

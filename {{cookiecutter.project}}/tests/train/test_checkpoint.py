@@ -66,7 +66,7 @@ def test_crash_between_renames_uses_prev(tmp_path: Path) -> None:
 
 def test_all_unreadable_is_an_error_not_a_silent_restart(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="no readable checkpoint .* refusing to restart silently"):
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint .* refusing to restart silently"):
         load_checkpoint(tmp_path, CONFIG)
 
 

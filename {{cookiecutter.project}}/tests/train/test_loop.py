@@ -7,14 +7,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from helpers import RegressionTask, tiny_config
 from {{ cookiecutter.package }}.config import TrainConfig
 from {{ cookiecutter.package }}.repro.rundir import RunDir
 from {{ cookiecutter.package }}.repro.seeding import seed_everything
 from {{ cookiecutter.package }}.tracking import Tracker
 from {{ cookiecutter.package }}.train.distributed import DistInfo
 from {{ cookiecutter.package }}.train.loop import epoch_order, fit, layer_of, steps_per_epoch
-
-from helpers import RegressionTask, tiny_config
 
 
 class Crash(Exception):
@@ -33,7 +32,7 @@ def train(cfg: TrainConfig, crash_at_step: int | None = None) -> RunDir:
         calls = {"n": 0}
         original = task.loss
 
-        def loss(model, batch):  # noqa: ANN001, ANN202
+        def loss(model, batch):
             calls["n"] += 1
             if calls["n"] == crash_at_step:
                 raise Crash
@@ -87,7 +86,9 @@ def test_crash_and_resume_matches_uninterrupted_run(tmp_path: Path, crash_at_ste
     resumed = train(cfg)
     assert resumed.metrics.read_bytes() == reference.metrics.read_bytes()
     assert resumed.metrics_log.read_bytes() == reference.metrics_log.read_bytes()
-    assert json.loads(resumed.timing.read_text())["resumes"] == (1 if crash_at_step > 4 else 0)  # call 1 counts FLOPs; step 3 checkpoints
+    assert json.loads(resumed.timing.read_text())["resumes"] == (
+        1 if crash_at_step > 4 else 0
+    )  # call 1 counts FLOPs; step 3 checkpoints
 
 
 def test_batch_not_divisible_by_world_size_is_an_error() -> None:

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -33,7 +34,7 @@ def test_warmup_then_cosine_to_min_ratio() -> None:
     assert schedule(110) == pytest.approx(0.1)
     assert schedule(500) == pytest.approx(0.1)  # stays at the floor past the end
     values = [schedule(s) for s in range(10, 111)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_scheduler_state_roundtrip() -> None:

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from ..data.files import sha256_file
+
 # Variables that change what a run computes or where it ran; nothing else is recorded.
 ENV_ALLOWLIST = (
     "CUDA_VISIBLE_DEVICES",
@@ -179,14 +181,6 @@ def data_info(inputs: list[Path], root: Path | None = None) -> list[dict[str, An
     return records
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def collect_environment(
     seed: Any = None, inputs: list[Path] | None = None, cwd: Path | None = None
 ) -> tuple[dict[str, Any], str]:
@@ -195,7 +189,7 @@ def collect_environment(
     record = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "argv": list(sys.argv),
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git": git,
         "python": {
             "version": platform.python_version(),

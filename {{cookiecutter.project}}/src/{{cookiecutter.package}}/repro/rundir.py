@@ -9,16 +9,13 @@
       checkpoints/last.pt (and prev.pt, the one before)
       train.log
 
-Every file is written atomically (temp file in the same directory, fsync, rename, fsync the directory):
-a crash leaves either the old file or the new one, never half of one.
+Every file is written atomically (data/files.py: temp file in the same directory, fsync, rename, fsync
+the directory): a crash leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,42 +23,7 @@ from typing import Any
 
 import yaml
 
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write `data` to `path` so that readers (and a crash) see the old file or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path | str, obj: Any) -> None:
-    """JSON with sorted keys and a trailing newline: byte-identical for equal content."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
-
-
-def fsync_dir(directory: Path) -> None:
-    """Persist a rename: the new directory entry is only durable once the directory is synced."""
-    if os.name == "nt":  # Windows cannot open directories; NTFS journals renames
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from ..data.files import atomic_write_text
 
 
 class RunState(Enum):
@@ -129,6 +91,8 @@ class RunDir:
             state = RunState.NEW
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
+        for stale in (*self.checkpoints.glob(".*.tmp"), *self.checkpoints.glob("*.next")):
+            stale.unlink()  # the half-written file of a run killed mid-save; last.pt/prev.pt are intact
         if state is RunState.NEW:
             atomic_write_text(self.config, yaml.safe_dump(config, sort_keys=False))
         return state

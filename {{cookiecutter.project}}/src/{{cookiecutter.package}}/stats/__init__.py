@@ -1,7 +1,7 @@
 """Seed-paired comparison of ablation variants: load and check runs, test, tabulate, plot.
 
-`python -m {{ cookiecutter.package }}.compare` drives these modules; they are importable on their own
-for notebooks (e.g. `seeds_needed` to plan a sweep before running it).
+`python -m {{ cookiecutter.package }}.compare` drives these modules.
+They are also importable on their own, e.g. `seeds_needed` to plan a sweep before running it.
 """
 
 from .inference import (

@@ -10,12 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-{% if cookiecutter.__simclr or cookiecutter.__vit %}
-from ..data import cifar10
-{%- endif %}
-{%- if cookiecutter.__transformer %}
-from ..data import shakespeare
-{%- endif %}
+
+from ..data import {% if cookiecutter.__simclr or cookiecutter.__vit %}cifar10{% if cookiecutter.__transformer %}, {% endif %}{% endif %}{% if cookiecutter.__transformer %}shakespeare{% endif %}
 {%- if cookiecutter.__simclr %}
 from ..models.simclr import SimCLRConfig
 {%- endif %}
@@ -59,7 +55,9 @@ def build_task(cfg: TrainConfig, device: torch.device) -> tuple[Task, list[Path]
     model_cfg: Any = cfg.model
     data_cfg: Any = cfg.data
     if model_cfg.name not in MODEL_CONFIGS:
-        raise ValueError(f"model.name={model_cfg.name!r} is not a baseline of this project; expected one of {sorted(MODEL_CONFIGS)}")
+        raise ValueError(
+            f"model.name={model_cfg.name!r} is not a baseline of this project; expected one of {sorted(MODEL_CONFIGS)}"
+        )
     expected = MODEL_DATA[model_cfg.name]
     if data_cfg.name != expected:
         raise ValueError(

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..repro.rundir import atomic_write_bytes, diff_configs, format_diff, fsync_dir, relevant_config
+from ..data.files import atomic_write_bytes, fsync_dir
+from ..repro.rundir import diff_configs, format_diff, relevant_config
 
 log = logging.getLogger(__name__)
 

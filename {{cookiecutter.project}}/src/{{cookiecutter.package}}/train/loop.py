@@ -28,7 +28,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..repro.rundir import RunDir, atomic_write_json
+from ..data.files import atomic_write_json
+from ..repro.rundir import RunDir
 from ..repro.seeding import derive_seed
 from ..tasks.base import Task
 from ..tracking import Tracker
@@ -105,7 +106,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"trainer.device={name!r} but no CUDA device is available; expected trainer.device=cpu or auto")
+        raise ValueError(
+            f"trainer.device={name!r} but no CUDA device is available; expected trainer.device=cpu or auto"
+        )
     return device
 
 
@@ -197,7 +200,13 @@ def fit(
         progress = ckpt.Progress(**state["progress"])
         extra = {**state["extra"], "resumes": state["extra"]["resumes"] + 1}
         ckpt.set_rng_state(state["rng"][dist.rank])
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", run.last_checkpoint, *asdict(progress).values())
+        log.info(
+            "resumed from %s at epoch %d, batch %d (step %d)",
+            run.checkpoints,
+            progress.epoch,
+            progress.batch,
+            progress.step,
+        )
     if tracker is not None:
         tracker.rewind(progress.metrics_offset)  # drop what a killed run logged after its last checkpoint
 
@@ -257,7 +266,9 @@ def fit(
                     progress.step += 1
                     progress.batch = b + 1
                     layer_norms = (
-                        layer_grad_norms(model) if tc.grad_norm_every and progress.step % tc.grad_norm_every == 0 else {}
+                        layer_grad_norms(model)
+                        if tc.grad_norm_every and progress.step % tc.grad_norm_every == 0
+                        else {}
                     )
                     lr = scheduler.get_last_lr()[0]
                     scaler.step(optimizer)

@@ -36,9 +36,7 @@ def build_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], device: torch.device
 ) -> torch.optim.AdamW:
     # The fused CUDA kernel updates all parameters in one launch; it is deterministic, CPU has none.
-    return torch.optim.AdamW(
-        param_groups(model, weight_decay), lr=lr, betas=betas, fused=device.type == "cuda" or None
-    )
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, fused=device.type == "cuda" or None)
 
 
 @dataclass

@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.logging import RichHandler
 
 from ..config import TrainConfig, register_configs
+from ..data.files import atomic_write_json, atomic_write_text
 from ..repro.environment import collect_environment
-from ..repro.rundir import RunDir, RunDirError, RunState, atomic_write_json, atomic_write_text, flatten
+from ..repro.rundir import RunDir, RunDirError, RunState, flatten
 from ..repro.seeding import seed_everything
 from ..tasks import build_task
 from ..tracking import Tracker
@@ -52,17 +53,14 @@ def ablation_keys(config_dir: Path) -> list[str]:
 def setup_logging(log_file: Path | None, is_main: bool) -> None:
     """Console through rich; the whole log also into the run directory's train.log (rank 0 only)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_run_handler", False):  # left over from a previous multirun job
-            root.removeHandler(handler)
-            handler.close()
-    handlers: list[logging.Handler] = [RichHandler(show_path=False, rich_tracebacks=False)]
+    for handler in list(root.handlers):  # Hydra's console handler, or the previous multirun job's file
+        root.removeHandler(handler)
+        handler.close()
+    root.addHandler(RichHandler(show_path=False, rich_tracebacks=False))
     if log_file is not None and is_main:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-        handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for handler in handlers:
-        handler._run_handler = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(file_handler)
     root.setLevel(logging.INFO if is_main else logging.WARNING)
 
 
@@ -79,8 +77,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)  # float sums depend on the thread count: pin it
 
-    run = RunDir(Path(typed.run.dir)) if typed.run.dir else RunDir.for_run(
-        typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed
+    run = (
+        RunDir(Path(typed.run.dir))
+        if typed.run.dir
+        else RunDir.for_run(typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed)
     )
     state = run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume) if dist.is_main else None
     barrier(dist)  # other ranks wait until rank 0 has claimed (or cleared) the directory
@@ -90,7 +90,13 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
     torch.backends.cuda.matmul.allow_tf32 = tc.tf32
     torch.backends.cudnn.allow_tf32 = tc.tf32
+    # Rank 0 prepares missing data alone (two processes extracting one archive would collide), then
+    # the others load what it wrote: exactly one barrier on every rank.
+    if not dist.is_main:
+        barrier(dist)
     task, inputs = build_task(typed, device)
+    if dist.is_main:
+        barrier(dist)
 
     tracker = None
     if dist.is_main:
@@ -132,4 +138,3 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     # Hydra sweepers (e.g. Optuna) optimise the returned value: the first metric, by default.
     return next((v for v in metrics.values() if isinstance(v, float)), None)
-

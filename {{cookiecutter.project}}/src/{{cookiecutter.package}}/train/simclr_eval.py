@@ -77,17 +77,19 @@ def knn_predict(
     """
     if k < 1 or temperature <= 0:
         raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
-    bank = F.normalize(train_features.float(), dim=1)  # (N, D)
-    queries = F.normalize(query_features.float(), dim=1)  # (M, D)
-    k = min(k, bank.shape[0])
-    predictions = []
-    for start in range(0, queries.shape[0], chunk_size):
-        sims = queries[start : start + chunk_size] @ bank.T  # (chunk, N) cosine similarities
-        top_sims, top_index = sims.topk(k, dim=1)  # (chunk, k)
-        weights = (top_sims / temperature).exp()  # (chunk, k)
-        votes = torch.zeros(sims.shape[0], num_classes, device=sims.device)  # (chunk, C)
-        votes.scatter_add_(1, train_labels[top_index], weights)  # each neighbour adds its weight to its class
-        predictions.append(votes.argmax(dim=1))
+    # float32 even under the loop's bf16 autocast: bf16 cosines have 2-3 digits, which reorders neighbours.
+    with torch.autocast(train_features.device.type, enabled=False):
+        bank = F.normalize(train_features.float(), dim=1)  # (N, D)
+        queries = F.normalize(query_features.float(), dim=1)  # (M, D)
+        k = min(k, bank.shape[0])
+        predictions = []
+        for start in range(0, queries.shape[0], chunk_size):
+            sims = queries[start : start + chunk_size] @ bank.T  # (chunk, N) cosine similarities
+            top_sims, top_index = sims.topk(k, dim=1)  # (chunk, k)
+            weights = (top_sims / temperature).exp()  # (chunk, k)
+            votes = torch.zeros(sims.shape[0], num_classes, device=sims.device)  # (chunk, C)
+            votes.scatter_add_(1, train_labels[top_index], weights)  # each neighbour adds its weight to its class
+            predictions.append(votes.argmax(dim=1))
     return torch.cat(predictions)
 
 

@@ -1,0 +1,145 @@
+"""Compare ablation variants over seeds: the statistics and tables behind an ablation study.
+
+Reads every `<dir>/<variant>/seed_<n>/metrics.json`, checks that the runs can be compared (same seeds in
+every variant, configs that differ only in the ablation's keys), runs seed-paired tests and writes
+`comparison.md`, `comparison.tex` (booktabs), `comparison.json` and `comparison.png` into `<dir>`.
+docs/ablations.md explains how to read the tables.
+
+    python -m {{ cookiecutter.package }}.compare runs/vit_cifar10 --metric test/acc \\
+        --metric test/loss --baseline full --correction holm --alpha 0.05 --detect 0.005
+
+A run that cannot be compared stops the command with one line and exit status 2.
+
+comparison.json (all values JSON; an undefined statistic is null with a `note`, never NaN)::
+
+    {
+      "metric": "test/acc",                       # the first --metric; it fills the next three keys
+      "variants": {name: VARIANT, ...},           # == by_metric[metric]["variants"]
+      "pairs": [PAIR, ...],                       # == by_metric[metric]["pairs"]
+      "friedman": FRIEDMAN | null,                # == by_metric[metric]["friedman"]
+      "by_metric": {metric: {"variants": ..., "pairs": ..., "friedman": ...}, ...},  # every --metric
+      "metrics": ["test/acc", ...],
+      "resources": {name: {"params": int | null, "gflops": float | null, "train_seconds_mean": float | null}},
+      "directory": "runs/vit_cifar10", "baseline": "full" | null, "correction": "holm" | "bh",
+      "alpha": 0.05, "seeds": [0, 1, 2], "skipped": ["gap/seed_3", ...]   # runs without metrics.json
+    }
+    VARIANT = {"n": 3, "mean": float, "std": float (ddof=1), "ci95": [lo, hi] (t-interval), "median": float,
+               "values": {"0": float, ...}}   # seed (as a string) -> value
+    PAIR = {"a": name, "b": name, "n": seeds paired,
+            "mean_diff": mean of a - b, "sd_diff": sd of a - b, "ci95_diff": [lo, hi] (t-interval),
+            "bootstrap_ci95_diff": [lo, hi] (percentile bootstrap of the differences, fixed generator),
+            "t_test": TEST (paired t), "wilcoxon": TEST (signed-rank),
+            "p_holm" | "p_bh": t-test p adjusted across this metric's pairs (null where the t-test is),
+            "significant": adjusted p < alpha, "cohen_dz": mean_diff / sd_diff | null,
+            "seed_count": null | {"difference", "alpha", "power", "seeds_needed": int | null,
+                                  "power_now": float | null, "note": str | null}}   # with --detect
+    TEST = {"statistic": float | null, "p": float | null, "note": str | null}   # note: why p is null, or a caveat
+    FRIEDMAN = TEST + {"k": variants, "n": seeds}   # null with fewer than 3 variants
+
+Pairs are every variant against the baseline (`--baseline`, default a variant named "full"), else every
+pair of variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .data.files import atomic_write_bytes, atomic_write_text
+from .stats.load import ComparisonError, check_configs, check_seeds, load_runs
+from .stats.plot import comparison_png
+from .stats.report import build_report
+from .stats.tables import print_report, to_latex, to_markdown
+
+OUTPUTS = ("comparison.md", "comparison.tex", "comparison.json", "comparison.png")
+
+
+def compare(
+    directory: str | Path,
+    metrics: Sequence[str],
+    *,
+    baseline: str | None = None,
+    correction: str = "holm",
+    alpha: float = 0.05,
+    detect: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Check the runs under `directory`, compute the report and write the four comparison files there.
+
+    Args:
+        directory: `runs/<experiment>`, holding `<variant>/seed_<n>/metrics.json`.
+        metrics: metric names as in metrics.json, e.g. ["test/acc"].
+        baseline: variant to test the others against; None: "full" if present, else all pairs.
+        correction: "holm" (family-wise error) or "bh" (false discovery rate).
+        alpha: test level; also used by the seed-count helper.
+        detect: differences worth detecting (one, or one per metric) for the seed-count helper.
+
+    Returns:
+        The report, as written to comparison.json.
+
+    Raises:
+        ComparisonError: the runs cannot be compared; the message names the runs, seeds or keys.
+    """
+    runs = load_runs(directory)
+    check_seeds(runs)
+    check_configs(runs)
+    report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
+    root = Path(directory)
+    # allow_nan=False: a NaN that slipped past the checks fails here instead of reaching a paper.
+    atomic_write_text(root / "comparison.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(root / "comparison.md", to_markdown(report))
+    atomic_write_text(root / "comparison.tex", to_latex(report))
+    atomic_write_bytes(root / "comparison.png", comparison_png(report))
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m {{ cookiecutter.package }}.compare",
+        description="Seed-paired statistical comparison of ablation variants (see docs/ablations.md).",
+    )
+    parser.add_argument("directory", type=Path, help="runs/<experiment>, holding <variant>/seed_<n>/")
+    parser.add_argument(
+        "--metric", action="append", required=True, help="metric key in metrics.json (repeat for several)"
+    )
+    parser.add_argument("--baseline", help='variant to test the others against (default: "full" if present)')
+    parser.add_argument("--correction", choices=("holm", "bh"), default="holm", help="multiple-comparison correction")
+    parser.add_argument("--alpha", type=float, default=0.05, help="test level (default 0.05)")
+    parser.add_argument(
+        "--detect",
+        type=float,
+        action="append",
+        metavar="DIFFERENCE",
+        help="print how many seeds detect this difference with power 0.8 (once, or once per --metric)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry; returns the exit status (2 when the runs cannot be compared)."""
+    args = _parser().parse_args(argv)
+    console = Console()
+    try:
+        report = compare(
+            args.directory,
+            args.metric,
+            baseline=args.baseline,
+            correction=args.correction,
+            alpha=args.alpha,
+            detect=args.detect,
+        )
+    except ComparisonError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_report(report, console)
+    console.print(f"wrote {', '.join(str(args.directory / name) for name in OUTPUTS)}", markup=False, highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
