@@ -3,9 +3,10 @@
 Runs inside the new project directory with cookiecutter's Python (standard library only).
 
 File ownership is by name: a file or directory whose name contains the token of a baseline
-(`simclr`, `vit`, `transformer`), a dataset (`cifar10`, `shakespeare`), a tracker (`wandb`) or a CI
-system (`github`, `gitlab`) belongs to it and is removed when that option is off. Tokens are the
-parts of a name split at `_`, `-` and `.` (so `test_vit.py` belongs to `vit`, `activity.py` doesn't).
+(`simclr`, `vit`, `transformer`), a dataset (`cifar10`, `shakespeare`), the attention benchmarks
+(`attention`: ViT and Transformer), a tracker (`wandb`) or a CI system (`github`, `gitlab`) belongs to
+it and is removed when that option is off. Tokens are the parts of a name split at `_`, `-` and `.`
+(so `test_vit.py` belongs to `vit`, `activity.py` doesn't).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 CONTEXT: dict = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
-# Which baselines need which dataset.
-DATASETS = {"cifar10": ("simclr", "vit"), "shakespeare": ("transformer",)}
+# Tokens shared by several baselines: kept while any of them is on (datasets, the attention benchmarks).
+SHARED = {"cifar10": ("simclr", "vit"), "shakespeare": ("transformer",), "attention": ("vit", "transformer")}
 
 
 def flag(name: str) -> bool:
@@ -33,7 +34,7 @@ def unselected_tokens() -> set[str]:
     """Names of every option that is switched off."""
     baselines = {name: flag(f"include_{name}") for name in ("simclr", "vit", "transformer")}
     off = {name for name, on in baselines.items() if not on}
-    off |= {data for data, users in DATASETS.items() if not any(baselines[u] for u in users)}
+    off |= {token for token, users in SHARED.items() if not any(baselines[u] for u in users)}
     if CONTEXT["tracker"] != "wandb":
         off.add("wandb")
     off |= {ci for ci in ("github", "gitlab") if CONTEXT["ci"] != ci}

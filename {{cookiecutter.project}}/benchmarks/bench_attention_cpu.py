@@ -1,6 +1,6 @@
 """Training-step speed of our models against reference implementations of the same size, on the CPU.
 
-    pip install -e ".[bench]" && python benchmarks/bench_models_cpu.py [--repeats 15] [--threads 2]
+    pip install -e ".[bench]" && python benchmarks/bench_attention_cpu.py [--repeats 15] [--threads 2]
 
 A step is forward + backward + AdamW update, in training mode (dropout on where the model has it). Each
 pair gets a few warm-up steps, then the two models alternate step by step (taking turns to go first), so
@@ -16,7 +16,7 @@ pooling and masks):
 - our layers in the language-model shape (pre-LN, causal, 384 wide, 6 heads, d_ff 1536, 6 layers, GELU)
   against `nn.TransformerEncoder(norm_first=True)` with a causal mask.
 {%- endif %}
-Results go to benchmarks/results/models_cpu.json and models_cpu.md; the target is a ratio (ours /
+Results go to benchmarks/results/attention_cpu.json and attention_cpu.md; the target is a ratio (ours /
 reference) of at most 1.05.
 """
 
@@ -177,7 +177,7 @@ def markdown(record: dict) -> str:
     lines = [
         "# Training-step time on the CPU: ours vs reference implementations",
         "",
-        f"`python benchmarks/bench_models_cpu.py --threads {record['threads']} --repeats {record['repeats']}` on "
+        f"`python benchmarks/bench_attention_cpu.py --threads {record['threads']} --repeats {record['repeats']}` on "
         f"{record['device']} (torch {record['torch']}): median of {record['repeats']} interleaved training steps "
         "(forward + backward + AdamW) per model.",
         "",
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where models_cpu.json/.md go")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where attention_cpu.json/.md go")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -236,8 +236,8 @@ def main() -> None:
         table.add_row(r["name"], r["input"], ours, reference, f"[{colour}]{r['ratio']:.3f}")
     Console().print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "models_cpu.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "models_cpu.md").write_text(markdown(record))
+    (args.out / "attention_cpu.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / "attention_cpu.md").write_text(markdown(record))
 
 
 if __name__ == "__main__":

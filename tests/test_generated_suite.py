@@ -1,0 +1,73 @@
+"""Install baked projects the way a user does and run their own test suites.
+
+One project is installed into a brand-new virtual environment with pip (`pip install -e ".[dev]"`) and
+one with uv; both then run their own pytest suite. The other option combinations reuse one throwaway
+environment built on the test runner's packages (`--system-site-packages` + `pip install --no-deps -e`).
+
+TORCH_INSTALL (e.g. "torch==2.14.1 torchvision==0.29.1") selects the PyTorch build installed first into
+the fresh environments; CI sets it, elsewhere pip picks the default build.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Baker, run, tool
+
+pytestmark = pytest.mark.slow
+TORCH = shlex.split(os.environ.get("TORCH_INSTALL", "torch torchvision"))
+
+
+def fresh_venv(path: Path) -> Path:
+    run([sys.executable, "-m", "venv", str(path)], cwd=path.parent)
+    python = path / "bin" / "python"
+    run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=path.parent)
+    run([str(python), "-m", "pip", "install", "--quiet", *TORCH], cwd=path.parent)
+    return python
+
+
+def test_pip_install_in_a_fresh_venv_and_run_the_full_suite(bake: Baker, tmp_path: Path) -> None:
+    project = bake(project_name="Fresh Pip", tracker="wandb")
+    python = fresh_venv(tmp_path / "venv")
+    run([str(python), "-m", "pip", "install", "--quiet", "-e", ".[dev]"], cwd=project)
+    result = run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, timeout=1800)
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+def test_uv_install_in_a_fresh_venv_and_run_the_fast_suite(bake: Baker, tmp_path: Path) -> None:
+    project = bake(project_name="Fresh Uv", include_simclr="no", tracker="none", python_version="3.10")
+    python = fresh_venv(tmp_path / "venv")
+    # uv keeps the torch already installed (it satisfies the range) and installs the rest itself.
+    run([tool("uv"), "pip", "install", "--quiet", "--python", str(python), "-e", ".[dev]"], cwd=project)
+    result = run([str(python), "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"], cwd=project)
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+COMBINATIONS = {
+    "simclr-only": {"include_vit": "no", "include_transformer": "no", "tracker": "none"},
+    "vit-only": {"include_simclr": "no", "include_transformer": "no", "ci": "gitlab"},
+    "transformer-only": {"include_simclr": "no", "include_vit": "no", "license": "none"},
+}
+
+
+@pytest.fixture(scope="module")
+def shared_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway environment that sees the runner's packages; projects go in with --no-deps."""
+    path = tmp_path_factory.mktemp("shared") / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(path)], cwd=path.parent)
+    return path / "bin" / "python"
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_each_baseline_alone_passes_its_own_suite(bake: Baker, shared_venv: Path, name: str) -> None:
+    package = name.replace("-", "_")
+    project = bake(project_name=name, **COMBINATIONS[name])
+    assert (project / "src" / package).is_dir()
+    run([str(shared_venv), "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."], cwd=project)
+    result = run([str(shared_venv), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, timeout=1800)
+    assert " passed" in result.stdout and " failed" not in result.stdout
