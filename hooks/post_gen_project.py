@@ -114,6 +114,7 @@ def next_steps(root: Path, committed: bool) -> str:
         "Next:",
         f"  cd {root.name}",
         '  python -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"',
+        "  pre-commit install",
         f"  python -m {package}.train experiment={experiment} trainer=smoke",
     ]
     if not committed:

@@ -61,7 +61,7 @@ def main() -> int:
                     patched = (
                         not args.check
                         and subprocess.run(
-                            ["patch", "--quiet", "--forward", "--reject-file=-", str(template_file)],
+                            ["patch", "--quiet", "--forward", "--no-backup-if-mismatch", "--reject-file=-", str(template_file)],
                             input=diff,
                             text=True,
                             capture_output=True,
