@@ -5,10 +5,12 @@ schedule, precision, checkpoints, logging, DDP). Keeping the split strict is wha
 SimCLR, a ViT and a Transformer, and lets exact resume work the same way for all three.
 
 Contract that makes runs reproducible and resumable:
-- An epoch is a permutation of `range(num_train)` that the loop derives from (seed, epoch); the loop
-  cuts it into global batches and gives each rank its share as `indices`.
+- An epoch is a permutation of `range(num_train)` that the loop derives from (seed, epoch) and cuts
+  into global batches of `indices`.
 - `batch()` draws randomness (augmentation) only from the `generator` it is given, which the loop seeds
-  from (seed, epoch, step, rank): the same step always sees the same batch, also after a resume.
+  from (seed, epoch, step): the same step always sees the same batch, also after a resume. Under DDP
+  every rank builds the same global batch and keeps its rows, so every tensor in a batch must have the
+  batch dimension first (train/distributed.py:shard).
 - `evaluate()` and `finish()` are deterministic (no randomness, or a fixed local generator).
 """
 

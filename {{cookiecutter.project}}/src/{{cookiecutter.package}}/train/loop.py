@@ -6,9 +6,15 @@ vanishing gradients), checkpoints that make a kill-and-resume end with the same 
 metrics.json, a rich progress bar, and DDP when launched by torchrun.
 
 Why the data order is exact on resume: an epoch's order is a permutation drawn from a generator seeded
-with (seed, epoch), and augmentation draws from a generator seeded with (seed, epoch, batch, rank);
-neither depends on how many steps ran before, so resuming at (epoch, batch) replays the same batches.
-Dropout uses the global torch RNG, whose state the checkpoint restores.
+with (seed, epoch), and augmentation draws from a generator seeded with (seed, epoch, batch); neither
+depends on how many steps ran before, so resuming at (epoch, batch) replays the same batches. Dropout
+uses the global torch RNG, whose state the checkpoint restores.
+
+Why DDP computes what one process computes: every rank builds the same global batch (same indices, same
+augmentation draws; cheap, because augmentation is batched on the device) and keeps every world_size-th
+row, so the gradient all-reduce averages exactly the single-process gradient, split in parts. What still
+differs with the number of processes is the float summation order, dropout masks (each rank has its own
+stream, seeded with seed + rank) and BatchNorm statistics on CPU (on GPUs SimCLR syncs them).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from ..repro.seeding import derive_seed
 from ..tasks.base import Task
 from ..tracking import Tracker
 from . import checkpoint as ckpt
-from .distributed import DistInfo, all_reduce_mean, barrier, gather_objects
+from .distributed import DistInfo, all_reduce_mean, barrier, gather_objects, shard
 from .optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -191,7 +197,8 @@ def fit(
         if state["world_size"] != dist.world_size:
             raise ckpt.CheckpointError(
                 f"{run.last_checkpoint} was written by {state['world_size']} processes but this run has "
-                f"{dist.world_size}; resume with the same number of processes (torchrun --nproc_per_node)"
+                f"{dist.world_size}; resume with the same number of processes (torchrun --nproc_per_node, or "
+                "hydra.launcher.tasks_per_node on SLURM)"
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -248,15 +255,15 @@ def fit(
     with bar:
         bar_task = bar.add_task("train", total=total_steps, completed=progress.step, status="")
         for epoch in range(progress.epoch, tc.epochs):
-            order = epoch_order(cfg.seed, epoch, task.num_train)
+            order = epoch_order(cfg.seed, epoch, task.num_train).to(device)  # one copy per epoch, none per step
             model.train()
             window_loss = torch.tensor(extra["window"][0], device=device)
             window_steps = extra["window"][1]
             with timer.measure():
                 for b in range(progress.batch, n_steps):
-                    indices = order[b * tc.batch_size : (b + 1) * tc.batch_size][dist.rank :: dist.world_size]
-                    generator = torch.Generator(device).manual_seed(derive_seed(cfg.seed, epoch, b, dist.rank))
-                    batch = task.batch(indices.to(device), generator)
+                    # The global batch, identical on every rank; this rank trains on its rows [rank::world_size].
+                    generator = torch.Generator(device).manual_seed(derive_seed(cfg.seed, epoch, b))
+                    batch = shard(task.batch(order[b * tc.batch_size : (b + 1) * tc.batch_size], generator), dist)
                     with autocast:
                         loss, metrics = task.loss(train_model, batch)
                     scaler.scale(loss).backward()

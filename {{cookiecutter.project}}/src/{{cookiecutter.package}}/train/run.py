@@ -11,6 +11,7 @@ to the training loop. Sweeps are Hydra multirun: add `-m` and comma-separated va
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import hydra
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.logging import RichHandler
 
@@ -30,7 +32,7 @@ from ..repro.seeding import seed_everything
 from ..tasks import build_task
 from ..tracking import Tracker
 from .checkpoint import CheckpointError
-from .distributed import barrier, init_distributed, shutdown
+from .distributed import barrier, init_distributed, run_on_main, shutdown
 from .loop import fit, resolve_device
 
 # configs/ sits at the project root, next to src/ (an editable install keeps this layout).
@@ -82,10 +84,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         if typed.run.dir
         else RunDir.for_run(typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed)
     )
-    state = run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume) if dist.is_main else None
-    barrier(dist)  # other ranks wait until rank 0 has claimed (or cleared) the directory
+    # Rank 0 claims (or clears) the directory; the others wait for it and share its verdict, error included.
+    state = run_on_main(lambda: run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume), dist)
     setup_logging(run.log_file, dist.is_main)
-    log.info("run directory %s (%s)", run.path, state.value if state else "worker")
+    log.info("run directory %s (%s)", run.path, state.value)
 
     seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
     torch.backends.cuda.matmul.allow_tf32 = tc.tf32
@@ -101,7 +103,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     tracker = None
     if dist.is_main:
         environment, diff = collect_environment(seed=vars(seeds), inputs=inputs)
-        environment["distributed"] = {"world_size": dist.world_size}
+        environment["distributed"] = {"world_size": dist.world_size, "backend": dist.backend}
         resumes = len(list(run.path.glob("environment*.json")))
         name = "environment.json" if state is RunState.NEW else f"environment.resume_{resumes}.json"
         if diff:
@@ -130,6 +132,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     cfg.variant_keys = ablation_keys(Path(CONFIG_DIR))
+    if HydraConfig.get().mode is RunMode.MULTIRUN and "TORCHELASTIC_RUN_ID" in os.environ:
+        # Every torchrun process would run the whole sweep, each in its own timestamped sweep folder.
+        print(
+            "error: -m (a sweep) inside torchrun runs the sweep once per process; sweep outside it: one torchrun "
+            "per run, or -m hydra/launcher=slurm hydra.launcher.tasks_per_node=N",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     try:
         metrics = run_training(cfg)
     except (RunDirError, CheckpointError, ValueError, FloatingPointError) as err:
