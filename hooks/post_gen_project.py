@@ -12,6 +12,7 @@ it and is removed when that option is off. Tokens are the parts of a name split 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -64,6 +65,33 @@ def remove_unselected(root: Path) -> list[Path]:
         (root / "LICENSE").unlink()
         removed.append(Path("LICENSE"))
     return removed
+
+
+DVC_REMOTE = "storage"  # the name `dvc push` / `dvc pull` use by default
+
+
+def dvc_remote_url(remote: str) -> str:
+    """`dvc_remote` as `.dvc/config` must store it: what `dvc remote add` run from the project root writes.
+
+    DVC resolves a relative directory in a config file against the file's own folder, `.dvc/`, while the
+    option is relative to the project root, so a relative path gains one `../`. URLs, absolute paths and
+    `~` paths are stored as given.
+    """
+    if re.match(r"\w+://", remote) or remote.startswith(("/", "~", "\\")) or re.match(r"[A-Za-z]:[\\/]", remote):
+        return remote
+    return posixpath.normpath(posixpath.join("..", remote.replace("\\", "/")))
+
+
+def configure_dvc(root: Path) -> None:
+    """Make `dvc_remote` the default remote: the `.dvc/config` that `dvc remote add -d storage <remote>` writes.
+
+    The rest of what `dvc init` writes ships as template files (`.dvc/.gitignore`, `.dvcignore`), so DVC
+    need not be installed here. DVC needs git: without `init_git` it stops with "not a git repository"
+    until `git init` runs (or `dvc config --local core.no_scm true` opts out of git).
+    """
+    url = dvc_remote_url(str(CONTEXT["dvc_remote"]).strip())
+    config = f"[core]\n    remote = {DVC_REMOTE}\n['remote \"{DVC_REMOTE}\"']\n    url = {url}\n"
+    (root / ".dvc" / "config").write_text(config, encoding="utf-8")
 
 
 def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -119,12 +147,14 @@ def next_steps(root: Path, committed: bool) -> str:
     ]
     if not committed:
         lines.append("  git init && git add -A && git commit -m 'Initial commit'")
+    lines.append("  dvc repro          # the whole smoke pipeline: prepare -> train -> compare (docs/pipeline.md)")
     return "\n".join(lines)
 
 
 def main() -> int:
     root = Path.cwd()
     remove_unselected(root)
+    configure_dvc(root)  # before the first commit, which then holds .dvc/
     committed = flag("init_git") and init_git(root)
     print(next_steps(root, committed))
     return 0

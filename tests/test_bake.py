@@ -50,6 +50,17 @@ def test_default_bake_has_the_documented_layout(bake: Baker) -> None:
         "src/my_paper/reproduce.py",
         "src/my_paper/env.py",
         "src/my_paper/train/__main__.py",
+        "src/my_paper/ablate.py",
+        "src/my_paper/pipeline.py",
+        "dvc.yaml",
+        "params.yaml",
+        ".dvc/config",
+        ".dvcignore",
+        ".pre-commit-config.yaml",
+        "docs/walkthrough.md",
+        "docs/reproducibility_checklist.md",
+        "docs/research_plan.md",
+        "docs/ablations.md",
     ):
         assert path in present, path
     # Nothing of Jinja survives rendering.

@@ -10,6 +10,7 @@ exist, `dvc repro` has a pipeline and its targets are stages.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PYTHON, Baker, run
+from conftest import PYTHON, Baker, run, tool
 
 GITHUB = ".github/workflows/ci.yml"
 GITLAB = ".gitlab-ci.yml"
@@ -192,9 +193,14 @@ def test_smoke_step_runs_for_real(github: tuple[Path, dict[str, Any]], tmp_path:
     """The CI's last step, run as CI would after the install (here the package comes from PYTHONPATH)."""
     project = tmp_path / "my-paper"
     shutil.copytree(github[0], project)
+    # CI checks out a git repository (DVC needs one) and has the environment's tools on PATH.
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "add", "-A"], cwd=project)
+    run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "ci"], cwd=project)
+    env = {"PYTHONPATH": str(project / "src"), "PATH": f"{Path(PYTHON).parent}:{os.environ['PATH']}"}
     for args in smoke_commands(split(github_commands(github[1]))):
-        command = [PYTHON, *args[1:]] if args[0] == "python" else args
-        run(command, cwd=project, env={"PYTHONPATH": str(project / "src")}, timeout=600)
+        command = [PYTHON, *args[1:]] if args[0] == "python" else [tool(args[0]), *args[1:]]
+        run(command, cwd=project, env=env, timeout=600)
     if all(args[0] != "dvc" for args in smoke_commands(split(github_commands(github[1])))):
         assert (project / "runs" / "transformer_shakespeare" / "comparison.md").exists()
 

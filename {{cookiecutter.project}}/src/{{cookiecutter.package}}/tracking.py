@@ -4,24 +4,37 @@ The local JSONL log is the source of truth: it is written by the run itself, det
 survives a kill (a resume truncates it back to the last checkpoint, so no step is logged twice).
 {%- if cookiecutter.__wandb %}
 wandb is a view of it for dashboards: one wandb run per training run, named
-<experiment>/<variant>/seed_<seed> and grouped by experiment. Without an API key it runs offline
-(`wandb sync` uploads later), WANDB_MODE is respected, and any wandb failure is a warning, never a
-crashed training run.
+<experiment>/<variant>/seed_<seed>, grouped by experiment, with the resolved config and the environment
+record as its config, every logged record as history and metrics.json as its summary. Its files go to
+<run dir>/wandb/. Without an API key it runs offline (`wandb sync <run dir>/wandb/offline-run-*` uploads
+later); tracker.mode or WANDB_MODE (online | offline | disabled) overrides that. A resumed run continues
+its wandb run (same id); a run that fails is finished as failed. Any wandb failure is a warning, never a
+crashed training run: wandb is imported only here and only when chosen (about 0.9 s per run offline:
+0.4 s import, 0.45 s init, measured on a 2-core CPU).
 {%- endif %}
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
+{% if cookiecutter.__wandb %}import hashlib
+{% endif %}import json
+{% if cookiecutter.__wandb %}import logging
+{% endif %}import math
 {%- if cookiecutter.__wandb %}
+import netrc
 import os
+import sys
+from collections.abc import Callable
 {%- endif %}
 from pathlib import Path
 from typing import Any
+{%- if cookiecutter.__wandb %}
+from urllib.parse import urlparse
+{%- endif %}
+{%- if cookiecutter.__wandb %}
 
 log = logging.getLogger(__name__)
+{%- endif %}
 
 
 class MetricsLog:
@@ -73,10 +86,12 @@ class Tracker:
         environment: dict[str, Any] | None = None,
     ) -> None:
         self.local = MetricsLog(metrics_path)
-        self.remote = None
 {%- if cookiecutter.__wandb %}
+        self.remote = None
         if tracker_cfg.name == "wandb":
-            self.remote = _start_wandb(tracker_cfg, metrics_path.parent, name, group, config, environment)
+            self.remote = start_wandb(tracker_cfg, metrics_path.parent, name, group, config, environment)
+{%- else %}
+        del tracker_cfg, name, group, config, environment  # the signature every tracker choice shares
 {%- endif %}
 
     @property
@@ -91,6 +106,7 @@ class Tracker:
         self.local.write(record)
 {%- if cookiecutter.__wandb %}
         if self.remote is not None:
+            # After a resume, steps up to the checkpoint are logged again: wandb keeps the first of each.
             self._guard(lambda: self.remote.log({k: _plain(v) for k, v in record.items()}, step=record["step"]))
 {%- endif %}
 
@@ -98,19 +114,26 @@ class Tracker:
         """Final metrics (the content of metrics.json)."""
 {%- if cookiecutter.__wandb %}
         if self.remote is not None:
-            self._guard(lambda: self.remote.summary.update(metrics))
+            self._guard(lambda: self.remote.summary.update({k: _plain(v) for k, v in metrics.items()}))
 {%- else %}
         del metrics  # the run directory's metrics.json already holds them
 {%- endif %}
 
-    def close(self) -> None:
+    def close(self, failed: bool | None = None) -> None:
+        """Close the log{% if cookiecutter.__wandb %} and finish the wandb run, marked failed when `failed` (default: when an
+        exception is on its way out, i.e. close() runs in a `finally` after an error){% endif %}."""
         self.local.close()
 {%- if cookiecutter.__wandb %}
         if self.remote is not None:
-            self._guard(lambda: self.remote.finish())
+            failed = sys.exc_info()[0] is not None if failed is None else failed
+            self._guard(lambda: self.remote.finish(exit_code=1 if failed else 0))
             self.remote = None
+{%- else %}
+        del failed
+{%- endif %}
+{%- if cookiecutter.__wandb %}
 
-    def _guard(self, call: Any) -> None:
+    def _guard(self, call: Callable[[], Any]) -> None:
         """A tracking failure must never end a training run: warn once and continue locally."""
         try:
             call()
@@ -119,22 +142,43 @@ class Tracker:
             self.remote = None
 
 
-def _start_wandb(
+def wandb_mode(cfg_mode: str | None) -> str:
+    """tracker.mode if set, else WANDB_MODE if set, else online with an API key and offline without one."""
+    return cfg_mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
+
+
+def wandb_run_id(name: str, run_dir: Path) -> str | None:
+    """One wandb run per training run: stable across resumes, new when the run directory starts afresh.
+
+    The first environment record's start time marks the run (a resume writes environment.resume_N.json and
+    keeps it), so a resumed run continues its wandb run while a replaced one (run.overwrite) gets a new one.
+    Without an environment record there is nothing to recognise the run by: None, a fresh id from wandb.
+    """
+    first = run_dir / "environment.json"
+    if not first.is_file():
+        return None
+    started = json.loads(first.read_text()).get("started_at", "")
+    return hashlib.sha256(f"{name}|{started}".encode()).hexdigest()[:16]
+
+
+def start_wandb(
     cfg: Any, run_dir: Path, name: str, group: str, config: dict[str, Any], environment: dict[str, Any] | None
 ) -> Any:
-    """wandb.init for this run, offline unless an API key is available, or None when it fails."""
+    """wandb.init for this run (files under <run_dir>/wandb/), or None when wandb cannot start."""
     try:
         import wandb
 
-        mode = cfg.mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
         return wandb.init(
             project=cfg.project,
             entity=cfg.entity,
             name=name,
             group=group,
+            job_type="train",
             tags=list(cfg.tags),
-            mode=mode,
+            mode=wandb_mode(cfg.mode),
             dir=str(run_dir),
+            id=wandb_run_id(name, run_dir),
+            resume="allow",
             config={**config, "environment": environment or {}},
             reinit="finish_previous",  # Hydra multirun trains several runs in one process
         )
@@ -144,8 +188,12 @@ def _start_wandb(
 
 
 def _has_wandb_key() -> bool:
+    """An API key in the environment, or the login `wandb login` stores in ~/.netrc for the wandb host."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    netrc = Path.home() / ".netrc"
-    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):  # no ~/.netrc, or one wandb could not read either
+        return False
 {%- endif %}

@@ -172,9 +172,13 @@ def test_prepare_is_idempotent_and_follows_params(tmp_path: Path) -> None:
     stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
     assert prepare(synthetic(tmp_path)) == directory
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps  # nothing rewritten
-    data = load(synthetic(tmp_path, num_train=1000))  # another size: regenerated, a prefix of the old one
+    data = load(synthetic(tmp_path, num_train=1000))  # smaller: read as a prefix, the directory untouched
     assert len(data.train_labels) == 1000
-    assert read_manifest(directory).params["num_train"] == 1000
+    assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
+    np.testing.assert_array_equal(data.train_images, generate_synthetic(1000, 0, "train")[0])
+    data = load(synthetic(tmp_path, num_train=3000))  # larger: regenerated
+    assert len(data.train_labels) == 3000
+    assert read_manifest(directory).params["num_train"] == 3000
 
 
 def test_load_refuses_corrupt_data_and_prepare_repairs_it(tmp_path: Path) -> None:

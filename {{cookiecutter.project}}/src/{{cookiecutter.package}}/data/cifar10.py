@@ -395,15 +395,34 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(order[:n])
 
 
+def serves(prepared: dict[str, int], wanted: dict[str, int]) -> bool:
+    """Whether a directory prepared with params `prepared` holds the data that params `wanted` ask for.
+
+    A synthetic twin also serves every smaller twin of the same seed, whose images are its prefix: so one
+    prepared twin (the DVC stage makes the largest any experiment asks for) serves the ViT's and SimCLR's
+    smoke sizes alike, and neither rewrites the directory that DVC tracks.
+    """
+    if prepared == wanted:
+        return True
+    sizes = ("num_train", "num_test")
+    return (
+        bool(wanted)  # the real data has no params: only an exact match serves it (above)
+        and prepared.keys() == wanted.keys()
+        and prepared["seed"] == wanted["seed"]
+        and all(prepared[key] >= wanted[key] for key in sizes)
+    )
+
+
 def load(cfg: CIFAR10Config) -> ImageData:
     """The dataset as whole tensors, prepared first if missing and always verified against its manifest.
 
     Unlike `prepare`, a corrupt directory is an error here, not silently rebuilt: a training run should
-    never quietly train on data other than what DVC and the manifest recorded.
+    never quietly train on data other than what DVC and the manifest recorded. A synthetic twin larger than
+    asked for is read as its prefix, which equals the smaller twin byte for byte (see `serves`).
     """
     _check(cfg)
     directory = dataset_dir(cfg)
-    if not (directory / MANIFEST).is_file() or read_manifest(directory).params != _params(cfg):
+    if not (directory / MANIFEST).is_file() or not serves(read_manifest(directory).params, _params(cfg)):
         prepare(cfg)
     verify(directory, hint=_command(cfg))
     splits = []
@@ -411,7 +430,10 @@ def load(cfg: CIFAR10Config) -> ImageData:
         images = np.load(directory / f"{split}_images.npy", allow_pickle=False)  # (N, 3, 32, 32) uint8
         labels = np.load(directory / f"{split}_labels.npy", allow_pickle=False)  # (N,) int64
         n = getattr(cfg, f"num_{split}")
-        if n is not None:
+        if cfg.synthetic:
+            n = _params(cfg)[f"num_{split}"]
+            images, labels = images[:n], labels[:n]  # the twin of size n: a prefix of any larger one
+        elif n is not None:
             if n > len(labels):
                 raise ValueError(f"data.num_{split}={n} exceeds the {len(labels)} {split} images in {directory}")
             keep = stratified_subset(labels, n, cfg.seed)

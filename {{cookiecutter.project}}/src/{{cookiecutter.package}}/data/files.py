@@ -259,7 +259,10 @@ def verify(directory: Path | str, hint: str | None = None) -> Manifest:
     directory = Path(directory)
     manifest = read_manifest(directory, hint)
     command = prepare_command(manifest.dataset, manifest.synthetic, directory, manifest.params)
-    fix = f"restore it with `dvc checkout` if DVC tracks {directory}, or delete {directory} and run `{command}`"
+    fix = (
+        f"restore it with `dvc checkout --force {directory}` if DVC tracks it, "
+        f"or delete {directory} and run `{command}`"
+    )
     for name, record in manifest.files.items():
         path = directory / name
         if not path.is_file():

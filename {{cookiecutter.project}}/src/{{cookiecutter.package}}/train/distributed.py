@@ -17,12 +17,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
-def run_on_main(fn: Callable[[], T], info: DistInfo) -> T:
+def run_on_main(fn: Callable[[], Any], info: DistInfo) -> Any:
     """Call `fn` on rank 0 only; every rank returns its result, or raises the exception it raised.
 
     Passing the exception along matters: if rank 0 refused a finished run and the others waited for it at
