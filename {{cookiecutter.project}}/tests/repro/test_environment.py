@@ -99,3 +99,15 @@ def test_secrets_never_recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         assert value not in text
     assert record["env"]["CUDA_VISIBLE_DEVICES"] == "0"
     assert set(record["env"]) <= set(ENV_ALLOWLIST)
+
+
+def test_packages_match_importlib_metadata_first_on_path_wins() -> None:
+    import importlib.metadata
+
+    from {{ cookiecutter.package }}.repro.environment import packages
+
+    expected: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        if dist.metadata["Name"]:
+            expected.setdefault(dist.metadata["Name"].lower(), dist.version)
+    assert packages() == dict(sorted(expected.items()))
