@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "{{cookiecutter.project}}"
 PACKAGE_VAR = "{{ cookiecutter.package }}"
 JINJA = re.compile(r"{{|{%|{#")
+PATCH = ["patch", "--quiet", "--forward", "--no-backup-if-mismatch", "--reject-file=-"]
 
 
 def rendered_path(template_file: Path, project: Path) -> Path:
@@ -61,7 +62,7 @@ def main() -> int:
                     patched = (
                         not args.check
                         and subprocess.run(
-                            ["patch", "--quiet", "--forward", "--no-backup-if-mismatch", "--reject-file=-", str(template_file)],
+                            [*PATCH, str(template_file)],
                             input=diff,
                             text=True,
                             capture_output=True,
