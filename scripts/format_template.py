@@ -58,7 +58,10 @@ def main() -> int:
                 diff = "".join(difflib.unified_diff(before, formatted.splitlines(keepends=True), str(name), "ruff"))
                 if diff:
                     changed.append(name)
-                    # The hunks apply to the template itself when they don't touch rendered Jinja.
+                    # The hunks apply to the template itself when they don't touch rendered Jinja (the
+                    # package name is mapped back to its variable first).
+                    if PACKAGE_VAR in source:
+                        diff = diff.replace("my_paper", PACKAGE_VAR)
                     patched = (
                         not args.check
                         and subprocess.run(

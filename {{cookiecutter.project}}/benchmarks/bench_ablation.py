@@ -33,6 +33,7 @@ import torch
 
 from {{ cookiecutter.package }}.ablate import DEFAULT_METRICS
 from {{ cookiecutter.package }}.compare import compare
+from {{ cookiecutter.package }}.repro.environment import cpu_name
 
 PACKAGE = "{{ cookiecutter.package }}"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -50,17 +51,6 @@ ABLATIONS = [
     ("simclr_cifar10", "simclr", "weak_aug"),
 {%- endif %}
 ]
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else whatever `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def child_env() -> dict[str, str]:
@@ -172,7 +162,7 @@ def main() -> None:
         rest = r["wall_seconds"] - startup_each - r["loop_seconds"] - r["compare_seconds"]
         r["setup_seconds_per_run"] = rest / r["runs"]
     record = {
-        "device": cpu_name(),
+        "device": (cpu_name() or platform.machine()),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -35,14 +35,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-{%- if cookiecutter.__transformer or cookiecutter.__vit %}
-{% endif %}
-{%- if cookiecutter.__transformer %}
+
+{% if cookiecutter.__transformer -%}
 from {{ cookiecutter.package }}.models.transformer import Transformer, TransformerConfig, transformer_base
-{%- endif %}
-{%- if cookiecutter.__vit %}
+{% endif -%}
+{% if cookiecutter.__vit -%}
 from {{ cookiecutter.package }}.models.vit import VisionTransformer, ViTConfig
-{%- endif %}
+{% endif -%}
+from {{ cookiecutter.package }}.repro.environment import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1.05
@@ -58,17 +58,6 @@ class Pair:
     reference: nn.Module
     loss_ours: Callable[[nn.Module], torch.Tensor]
     loss_reference: Callable[[nn.Module], torch.Tensor]
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else whatever `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parameters(model: nn.Module) -> int:
@@ -218,7 +207,7 @@ def main() -> None:
         results.append(time_pair(pair, args.repeats, args.warmup))
         print(f"{pair.name}: ratio {results[-1]['ratio']:.3f}")
     record = {
-        "device": cpu_name(),
+        "device": (cpu_name() or platform.machine()),
         "threads": args.threads,
         "torch": torch.__version__,
         "python": platform.python_version(),

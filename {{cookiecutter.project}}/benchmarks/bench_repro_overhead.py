@@ -48,6 +48,8 @@ from torch import nn
 
 from {{ cookiecutter.package }}.config import register_configs
 from {{ cookiecutter.package }}.data.files import verify
+from {{ cookiecutter.package }}.repro.environment import cpu_name
+from {{ cookiecutter.package }}.repro.seeding import set_deterministic_algorithms
 from {{ cookiecutter.package }}.tasks import build_task
 from {{ cookiecutter.package }}.train.optim import build_optimizer, build_scheduler
 
@@ -66,17 +68,6 @@ EXPERIMENTS = [
     "simclr_cifar10",
 {%- endif %}
 ]
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else whatever `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def overrides(experiment: str, workdir: Path) -> list[str]:
@@ -101,7 +92,7 @@ def bare(cfg: DictConfig) -> dict[str, Any]:
     """The training of `train/loop.py:fit`, stripped of everything that makes it reproducible."""
     typed: Any = OmegaConf.to_object(cfg)
     tc = typed.trainer
-    torch.use_deterministic_algorithms(False)  # a warm machinery run switched it on for this process
+    set_deterministic_algorithms(False)  # a warm machinery run switched it on for this process
     torch.set_num_threads(tc.num_threads)  # the same compute: the thread count is not reproducibility
     torch.manual_seed(typed.seed)
     device = torch.device(tc.device)
@@ -246,7 +237,8 @@ def markdown(record: dict[str, Any]) -> str:
         f"- **command**: a fresh process per run: `python -m {PACKAGE}.train experiment=<name> trainer=smoke` against "
         "`bench_repro_overhead.py --bare <name>` (torch, Hydra's compose API for the same settings, the task); "
         "both include Python start-up and imports. What it adds to the warm overhead is paid once per process, not "
-        "per run or step: Hydra's command-line entry (`@hydra.main`) and the first calls of the machinery.",
+        "per run or step: mostly Hydra's command-line entry (`@hydra.main` composes the config twice, once to read "
+        "the run mode, about 0.2 s on this CPU), which a sweep pays once for all its runs.",
         "- **CPU overhead**: the same ratio of CPU time (user + system), which load from other processes barely "
         "changes; it leaves out waiting for the disk (the fsyncs of atomic writes), which the wall time includes.",
         "- **verify**: the manifest check of the input files alone, which both arms do.",
@@ -285,7 +277,7 @@ def main() -> None:
             medians = {arm: sum(r[kind][clock]["median_s"][arm] for r in results) for arm in ("machinery", "bare")}
             total[kind][clock] = {"median_s": medians, "overhead": medians["machinery"] / medians["bare"] - 1}
     record = {
-        "device": cpu_name(),
+        "device": (cpu_name() or platform.machine()),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

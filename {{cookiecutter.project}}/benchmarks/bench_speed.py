@@ -50,6 +50,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from {{ cookiecutter.package }}.config import TrainConfig, register_configs
+from {{ cookiecutter.package }}.repro.environment import cpu_name
 from {{ cookiecutter.package }}.repro.seeding import seed_everything
 from {{ cookiecutter.package }}.tasks import build_task
 from {{ cookiecutter.package }}.tasks.base import Task
@@ -74,13 +75,7 @@ def resolve(device: str) -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_name() or platform.machine()
 
 
 def peak_flops(name: str, dtype: str, override_tflops: float | None) -> float | None:

@@ -114,6 +114,17 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def cpu_name() -> str | None:
+    """The CPU model (from /proc/cpuinfo on Linux, where `platform.processor()` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def platform_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "os": platform.system(),
@@ -121,16 +132,10 @@ def platform_info() -> dict[str, Any]:
         "kernel": platform.version(),
         "machine": platform.machine(),
         "hostname": platform.node(),
-        "cpu": platform.processor() or None,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "memory_bytes": None,
     }
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="ignore").splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
     try:
         info["memory_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

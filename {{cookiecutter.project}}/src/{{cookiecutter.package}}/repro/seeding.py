@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,7 @@ def seed_everything(seed: int, deterministic: bool = True, rank: int | None = No
         torch.backends.cudnn.deterministic = True
     else:
         torch.backends.cudnn.deterministic = False
-    torch.use_deterministic_algorithms(deterministic)
+    set_deterministic_algorithms(deterministic)
 
     hashseed_set = "PYTHONHASHSEED" in os.environ
     if not hashseed_set:
@@ -77,6 +78,20 @@ def seed_everything(seed: int, deterministic: bool = True, rank: int | None = No
             "start Python with PYTHONHASHSEED=0 for bit-exact reruns of code that depends on it"
         )
     return SeedReport(seed, rank_seed, deterministic, hashseed_set, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+
+
+def set_deterministic_algorithms(mode: bool) -> None:
+    """`torch.use_deterministic_algorithms(mode)`, without importing the compiler when nothing compiles.
+
+    The public function also sets `torch._inductor.config.deterministic`, and importing that config
+    imports the whole compiler stack (about a second on a CPU) in runs that never call torch.compile.
+    So the kernel-level flag is set directly here, and the compiler's flag with it only once the
+    compiler is loaded; train/loop.py calls the public function right before it compiles.
+    """
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode)
+    else:
+        torch._C._set_deterministic_algorithms(mode)
 
 
 def worker_init_fn(worker_id: int) -> None:

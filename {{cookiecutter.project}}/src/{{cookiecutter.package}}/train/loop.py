@@ -221,6 +221,7 @@ def fit(
     if dist.enabled:
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if tc.compile:
+        torch.use_deterministic_algorithms(tc.deterministic)  # also sets the compiler's flag (see seeding.py)
         train_model = torch.compile(train_model)
 
     def save() -> None:
