@@ -12,7 +12,6 @@ import io
 import pickle
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -119,16 +118,6 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
     return luma.round().clamp(0, 255).to(torch.uint8)[:, None].expand(-1, 3, -1, -1)
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One torch thread: small convolutions gain nothing from more, and a busy machine makes them crawl."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.mark.usefixtures("one_thread")
 def test_twin_carries_signal_that_survives_augmentation(tmp_path: Path) -> None:
     """A pixel-level classifier is weak (only a colour cue), a tiny CNN trained with crop, flip and
     grayscale learns the spatial classes in seconds, and keeps them on augmented and grayscale test images."""

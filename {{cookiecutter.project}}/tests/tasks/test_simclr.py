@@ -28,15 +28,6 @@ def data() -> ImageData:
     )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread; two threads on a busy 2-core machine run 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_task(data: ImageData, **overrides) -> SimCLRTask:
     torch.manual_seed(0)
     return SimCLRTask(SimCLRConfig(**{**TINY, **overrides}), data)

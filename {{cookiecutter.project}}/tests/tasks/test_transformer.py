@@ -37,15 +37,6 @@ def tiny(**overrides) -> TransformerConfig:
     return TransformerConfig(**{**base, **overrides})
 
 
-@pytest.fixture
-def one_thread():
-    """Small models train fastest on one thread, and it spares the other tests' cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -113,7 +104,7 @@ def test_rejects_a_bidirectional_model_and_too_little_text() -> None:
         LanguageModelTask(tiny(), text_data(n_val=16))
 
 
-def test_training_learns_the_markov_chain(one_thread) -> None:
+def test_training_learns_the_markov_chain() -> None:
     """A few hundred AdamW steps take the loss from ln 8 to near the entropy floor of ln 2."""
     torch.manual_seed(0)
     task = LanguageModelTask(tiny(), text_data(), eval_windows=60)

@@ -36,15 +36,6 @@ def tiny(**overrides) -> ViTConfig:
     return ViTConfig(**{**base, **overrides})
 
 
-@pytest.fixture
-def one_thread():
-    """Small models train fastest on one thread, and it spares the other tests' cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -147,7 +138,7 @@ def test_loss_uses_label_smoothing() -> None:
     assert not torch.allclose(plain.loss(plain.model, batch)[0], expected)
 
 
-def test_training_learns_the_patterns(one_thread) -> None:
+def test_training_learns_the_patterns() -> None:
     """A few hundred AdamW steps take test accuracy from chance (25 %) to almost perfect."""
     torch.manual_seed(0)
     task = ImageClassificationTask(tiny(), image_data())
