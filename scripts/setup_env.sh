@@ -14,9 +14,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 echo "setting up $VENV (PyTorch: $TORCH_INSTALL) ..."
+# pip warns about every unusable --find-links location some machines configure: keep the log readable
+quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
+quiet "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # shellcheck disable=SC2086  # TORCH_INSTALL may hold several requirements
-"$VENV/bin/python" -m pip install --quiet $TORCH_INSTALL
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+quiet "$VENV/bin/python" -m pip install --quiet $TORCH_INSTALL
+quiet "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
 echo "$want" > "$stamp"
