@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ def records(path: Path) -> Iterator[Any]:
         if kind == 0:  # zero padding to the end of the block
             pos += room
             continue
+        if pos + 7 + length > len(data):  # a record still being written
+            return
         pending += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (FULL, LAST):
@@ -65,9 +68,23 @@ def records(path: Path) -> Iterator[Any]:
             yield record
 
 
-def read_offline_run(run_dir: Path) -> OfflineRun:
-    """Decode the one offline run under `run_dir`/wandb/."""
+def read_offline_run(run_dir: Path, timeout: float = 30.0) -> OfflineRun:
+    """Decode the one offline run under `run_dir`/wandb/, once it is complete.
+
+    `run.finish()` can return before wandb's service has flushed the offline file (seen on a loaded
+    2-core CI machine: a file holding only its header), so wait for the exit record, which comes last.
+    """
     (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + timeout
+    run = decode_offline_run(path)
+    while run.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run = decode_offline_run(path)
+    return run
+
+
+def decode_offline_run(path: Path) -> OfflineRun:
+    """What one .wandb file holds now."""
 
     def items(updates: Any) -> dict[str, Any]:
         return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in updates}
