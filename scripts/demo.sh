@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The demo, end to end on a CPU: bake a project, install it, run the smoke ablation of every baseline
 # (2 variants x 3 seeds each, synthetic data; `python -m demo_paper.ablate`: a Hydra multirun, then the
-# statistical comparison) and print the comparison tables.
+# statistical comparison) and print the comparison tables. DEMO_DIR (default: demo/) is where it goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_env.sh
 PY="$PWD/.venv/bin/python"
+DEMO_DIR="${DEMO_DIR:-$PWD/demo}"
 
-rm -rf demo
-"$PY" -m cookiecutter --no-input -o demo . project_name="Demo Paper" tracker=none init_git=yes
-cd demo/demo-paper
+rm -rf "$DEMO_DIR"
+"$PY" -m cookiecutter --no-input -o "$DEMO_DIR" . project_name="Demo Paper" tracker=none init_git=yes
+cd "$DEMO_DIR/demo-paper"
 "$PY" -m pip install --quiet -e .
 
 start=$(date +%s)
@@ -26,4 +27,4 @@ vit_cifar10 full,no_pos_embedding
 simclr_cifar10 full,weak_aug
 TABLE
 echo
-echo "demo finished in $(( $(date +%s) - start )) s: see demo/demo-paper/runs/*/comparison.md"
+echo "demo finished in $(( $(date +%s) - start )) s: see $DEMO_DIR/demo-paper/runs/*/comparison.md"
