@@ -64,6 +64,12 @@ def test_writes_every_run_file_and_learns(tmp_path: Path) -> None:
     assert any(key.startswith("grad_norm/") for r in lines for key in r)
     timing = json.loads(run.timing.read_text())
     assert timing["steps"] == 24 and timing["train_seconds"] > 0 and timing["examples_per_second"] > 0
+    # each evaluation with the training time it took to reach it: what time-to-target reads
+    evaluations = timing["evaluations"]
+    assert [(e["epoch"], e["step"]) for e in evaluations] == [(1, 8), (2, 16), (3, 24)]
+    assert [e["val/mse"] for e in evaluations] == [r["val/mse"] for r in lines if "val/mse" in r]
+    seconds = [e["train_seconds"] for e in evaluations]
+    assert 0 < seconds[0] < seconds[1] < seconds[2] == timing["train_seconds"]
     assert run.last_checkpoint.exists()
 
 
@@ -86,9 +92,9 @@ def test_crash_and_resume_matches_uninterrupted_run(tmp_path: Path, crash_at_ste
     resumed = train(cfg)
     assert resumed.metrics.read_bytes() == reference.metrics.read_bytes()
     assert resumed.metrics_log.read_bytes() == reference.metrics_log.read_bytes()
-    assert json.loads(resumed.timing.read_text())["resumes"] == (
-        1 if crash_at_step > 4 else 0
-    )  # call 1 counts FLOPs; step 3 checkpoints
+    timing = json.loads(resumed.timing.read_text())
+    assert timing["resumes"] == (1 if crash_at_step > 4 else 0)  # call 1 counts FLOPs; step 3 checkpoints
+    assert [e["epoch"] for e in timing["evaluations"]] == [1, 2, 3]  # none lost or repeated by the resume
 
 
 def test_batch_not_divisible_by_world_size_is_an_error() -> None:

@@ -184,13 +184,15 @@ def fit(
 
     progress = ckpt.Progress()
     # State beside the model that a resumed run must continue exactly: the partly filled loss-logging
-    # window (sum, steps), the latest evaluation (for metrics.json), time spent, times resumed.
+    # window (sum, steps), the latest evaluation (for metrics.json), time spent, times resumed, and each
+    # evaluation with the training time it took to get there (timing.json: time to a target metric).
     extra: dict[str, Any] = {
         "window": [0.0, 0],
         "last_eval": {},
         "train_seconds": 0.0,
         "eval_seconds": 0.0,
         "resumes": 0,
+        "evaluations": [],
     }
     state = ckpt.load_checkpoint(run.checkpoints, config, map_location=device)
     if state is not None:
@@ -205,7 +207,7 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         progress = ckpt.Progress(**state["progress"])
-        extra = {**state["extra"], "resumes": state["extra"]["resumes"] + 1}
+        extra = {"evaluations": [], **state["extra"], "resumes": state["extra"]["resumes"] + 1}
         ckpt.set_rng_state(state["rng"][dist.rank])
         log.info(
             "resumed from %s at epoch %d, batch %d (step %d)",
@@ -315,6 +317,10 @@ def fit(
                     extra["last_eval"] = task.evaluate(model)
                 model.train()
                 extra["eval_seconds"] += time.perf_counter() - eval_start
+                scores = {k: float(v) for k, v in extra["last_eval"].items()}
+                extra["evaluations"].append(
+                    {"step": progress.step, "epoch": progress.epoch, "train_seconds": extra["train_seconds"], **scores}
+                )
                 record(extra["last_eval"])
                 summary = ", ".join(f"{k} {v:.4f}" for k, v in extra["last_eval"].items())
                 log.info("epoch %d/%d step %d: %s", progress.epoch, tc.epochs, progress.step, summary)
@@ -338,6 +344,7 @@ def fit(
                 f"{task.unit}_per_second": units / extra["train_seconds"] if extra["train_seconds"] else None,
                 "device": str(device),
                 "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+                "evaluations": extra["evaluations"],
             },
         )
         atomic_write_json(run.metrics, metrics)  # last: its presence marks the run finished
