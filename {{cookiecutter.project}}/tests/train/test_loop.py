@@ -1,6 +1,7 @@
 """The loop's mechanics on a tiny real task: logging, determinism, exact resume, bad input."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ class Crash(Exception):
     """Stands in for a kill: raised from inside the step, after some checkpoints were written."""
 
 
-def train(cfg: TrainConfig, crash_at_step: int | None = None) -> RunDir:
+def train(cfg: TrainConfig, crash_at_step: int | None = None, step_seconds: float = 0.0) -> RunDir:
     torch.set_num_threads(1)
     config = OmegaConf.to_container(OmegaConf.structured(cfg))
     run = RunDir(Path(cfg.run.dir))
@@ -39,6 +40,14 @@ def train(cfg: TrainConfig, crash_at_step: int | None = None) -> RunDir:
             return original(model, batch)
 
         task.loss = loss  # type: ignore[method-assign]
+    if step_seconds:
+        make_batch = task.batch
+
+        def slow_batch(indices, generator):
+            time.sleep(step_seconds)  # a step that takes at least this long, on any machine
+            return make_batch(indices, generator)
+
+        task.batch = slow_batch  # type: ignore[method-assign]
     tracker = Tracker(cfg.tracker, run.metrics_log, name="t", group="t", config=config)
     try:
         fit(cfg, config, task, run, tracker, DistInfo())
@@ -95,6 +104,17 @@ def test_crash_and_resume_matches_uninterrupted_run(tmp_path: Path, crash_at_ste
     timing = json.loads(resumed.timing.read_text())
     assert timing["resumes"] == (1 if crash_at_step > 4 else 0)  # call 1 counts FLOPs; step 3 checkpoints
     assert [e["epoch"] for e in timing["evaluations"]] == [1, 2, 3]  # none lost or repeated by the resume
+
+
+def test_training_time_goes_on_across_a_crash(tmp_path: Path) -> None:
+    """The resumed run's clock starts from the killed run's time at its last checkpoint, mid-epoch too."""
+    cfg = tiny_config(tmp_path, checkpoint_every=1)
+    with pytest.raises(Crash):
+        train(cfg, crash_at_step=8, step_seconds=0.02)  # loss call 1 counts FLOPs: steps 1-6 done, 6 saved
+    timing = json.loads(train(cfg, step_seconds=0.02).timing.read_text())
+    assert timing["resumes"] == 1
+    assert timing["evaluations"][0]["train_seconds"] >= 8 * 0.02  # the 6 steps before the crash count
+    assert timing["train_seconds"] >= 24 * 0.02
 
 
 def test_batch_not_divisible_by_world_size_is_an_error() -> None:

@@ -121,10 +121,10 @@ def resolve_device(name: str) -> torch.device:
 class Timer:
     """Training time without evaluation; on GPU it syncs only at the edges of an epoch, not per step."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, seconds: float = 0.0) -> None:
         self.device = device
-        self.seconds = 0.0
-        self._start = 0.0
+        self.seconds = seconds
+        self._start: float | None = None
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -137,6 +137,11 @@ class Timer:
         yield
         self._sync()
         self.seconds += time.perf_counter() - self._start
+        self._start = None
+
+    def elapsed(self) -> float:
+        """Seconds so far, the current measurement included (no sync: a checkpoint's copy has just synced)."""
+        return self.seconds + (time.perf_counter() - self._start if self._start is not None else 0.0)
 
 
 def make_progress(enabled: bool) -> Progress:
@@ -193,6 +198,7 @@ def fit(
         "eval_seconds": 0.0,
         "resumes": 0,
         "evaluations": [],
+        "epoch_train_seconds": 0.0,  # of the epoch in progress, at the checkpoint
     }
     state = ckpt.load_checkpoint(run.checkpoints, config, map_location=device)
     if state is not None:
@@ -207,7 +213,8 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         progress = ckpt.Progress(**state["progress"])
-        extra = {"evaluations": [], **state["extra"], "resumes": state["extra"]["resumes"] + 1}
+        extra = {**extra, **state["extra"]}  # keys newer than the checkpoint keep their defaults
+        extra["resumes"] += 1
         ckpt.set_rng_state(state["rng"][dist.rank])
         log.info(
             "resumed from %s at epoch %d, batch %d (step %d)",
@@ -228,6 +235,7 @@ def fit(
 
     def save() -> None:
         extra["window"] = [window_loss.item(), window_steps]
+        extra["epoch_train_seconds"] = timer.elapsed()  # a resumed run's clock goes on from here
         rng = gather_objects(ckpt.rng_state(), dist)  # every rank's generators, collected on all ranks
         if dist.is_main:
             progress.metrics_offset = tracker.offset if tracker else 0
@@ -252,7 +260,7 @@ def fit(
         if tracker is not None:
             tracker.log({"step": progress.step, "epoch": progress.epoch, **entry})
 
-    timer = Timer(device)
+    timer = Timer(device, seconds=extra["epoch_train_seconds"])
     wall_start = time.perf_counter()
     bar = make_progress(tc.progress and dist.is_main)
     with bar:
