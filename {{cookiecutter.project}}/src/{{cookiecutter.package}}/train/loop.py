@@ -140,7 +140,7 @@ class Timer:
         self._start = None
 
     def elapsed(self) -> float:
-        """Seconds so far, the current measurement included (no sync: a checkpoint's copy has just synced)."""
+        """Seconds so far, the running measurement included; no sync (save() has just synced, reading the loss)."""
         return self.seconds + (time.perf_counter() - self._start if self._start is not None else 0.0)
 
 
