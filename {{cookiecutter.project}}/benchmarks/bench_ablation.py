@@ -33,6 +33,7 @@ import torch
 
 from {{ cookiecutter.package }}.ablate import DEFAULT_METRICS
 from {{ cookiecutter.package }}.compare import compare
+from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text
 from {{ cookiecutter.package }}.repro.environment import cpu_name
 
 PACKAGE = "{{ cookiecutter.package }}"
@@ -180,10 +181,10 @@ def main() -> None:
         "setup_seconds": sum(r["setup_seconds_per_run"] * r["runs"] for r in results),
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablation_smoke.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "ablation_smoke.md").write_text(markdown(record))
-    print(markdown(record))
+    report = markdown(record)
+    atomic_write_json(args.out / "ablation_smoke.json", record)
+    atomic_write_text(args.out / "ablation_smoke.md", report)
+    print(report)
 
 
 if __name__ == "__main__":

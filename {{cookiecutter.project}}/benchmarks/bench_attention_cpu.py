@@ -23,7 +23,6 @@ reference) of at most 1.05.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -36,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text
 {% if cookiecutter.__transformer -%}
 from {{ cookiecutter.package }}.models.transformer import Transformer, TransformerConfig, transformer_base
 {% endif -%}
@@ -224,9 +224,8 @@ def main() -> None:
         ours, reference = (f"{1e3 * r['median_s'][side]:.1f}" for side in ("ours", "reference"))
         table.add_row(r["name"], r["input"], ours, reference, f"[{colour}]{r['ratio']:.3f}")
     Console().print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "attention_cpu.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "attention_cpu.md").write_text(markdown(record))
+    atomic_write_json(args.out / "attention_cpu.json", record)
+    atomic_write_text(args.out / "attention_cpu.md", markdown(record))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -47,7 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from {{ cookiecutter.package }}.config import register_configs
-from {{ cookiecutter.package }}.data.files import verify
+from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text, verify
 from {{ cookiecutter.package }}.repro.environment import cpu_name
 from {{ cookiecutter.package }}.repro.seeding import set_deterministic_algorithms
 from {{ cookiecutter.package }}.tasks import build_task
@@ -289,10 +288,10 @@ def main() -> None:
         "total": total,
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "repro_overhead.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "repro_overhead.md").write_text(markdown(record))
-    print(markdown(record))
+    report = markdown(record)
+    atomic_write_json(args.out / "repro_overhead.json", record)
+    atomic_write_text(args.out / "repro_overhead.md", report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from {{ cookiecutter.package }}.config import TrainConfig, register_configs
+from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text
 from {{ cookiecutter.package }}.repro.environment import cpu_name
 from {{ cookiecutter.package }}.repro.seeding import seed_everything
 from {{ cookiecutter.package }}.tasks import build_task
@@ -304,9 +305,8 @@ def main() -> None:
         "results": results,
     }
     stem = args.name or "speed_" + re.sub(r"[^a-z0-9]+", "_", (name if device.type == "cuda" else "cpu").lower())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
+    atomic_write_json(RESULTS / f"{stem}.json", report)
+    atomic_write_text(RESULTS / f"{stem}.md", markdown(report))
     print(markdown(report))
 
 

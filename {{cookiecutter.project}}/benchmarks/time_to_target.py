@@ -36,6 +36,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -174,10 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [time_to_target(run, target, args.budget) for run in args.runs]
     devices = sorted({row["device"] for row in rows})
     slug = re.sub(r"[^a-z0-9]+", "_", "_".join(devices).lower()).strip("_") or "device"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"time_to_target_{slug}.json").write_text(json.dumps(rows, indent=2) + "\n")
     report = markdown(rows)
-    (args.out / f"time_to_target_{slug}.md").write_text(report)
+    atomic_write_json(args.out / f"time_to_target_{slug}.json", rows)
+    atomic_write_text(args.out / f"time_to_target_{slug}.md", report)
     sys.stdout.write(report)
 
 
