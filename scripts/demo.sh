@@ -8,7 +8,7 @@ scripts/setup_env.sh
 PY="$PWD/.venv/bin/python"
 DEMO_DIR="${DEMO_DIR:-$PWD/demo}"
 
-rm -rf "$DEMO_DIR"
+rm -rf "$DEMO_DIR/demo-paper"  # only what an earlier demo made: DEMO_DIR may hold other things
 "$PY" -m cookiecutter --no-input -o "$DEMO_DIR" . project_name="Demo Paper" tracker=none init_git=yes
 cd "$DEMO_DIR/demo-paper"
 "$PY" -m pip install --quiet -e .

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     custom = (args.metric, args.target, args.mode)
     if any(v is not None for v in custom) and not all(v is not None for v in custom):
         parser.error("--metric, --target and --mode go together")
+    if args.target is not None and not math.isfinite(args.target):
+        parser.error(f"--target {args.target}: expected a finite score")
+    if args.budget is not None and not args.budget > 0:
+        parser.error(f"--budget {args.budget}: expected a positive number of seconds")
     target = Target(args.metric, args.target, args.mode) if args.metric else None
     rows = [time_to_target(run, target, args.budget) for run in args.runs]
     devices = sorted({row["device"] for row in rows})

@@ -95,6 +95,24 @@ def test_bad_run_directories_are_one_line_errors(tmp_path: Path, damage: Any, me
         ttt.time_to_target(run)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--metric", "val/acc", "--target", "0.7"], "--metric, --target and --mode go together"),
+        (["--metric", "val/acc", "--target", "nan", "--mode", "max"], "--target nan: expected a finite score"),
+        (["--budget", "-5"], "--budget -5.0: expected a positive number of seconds"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    run = make_run(tmp_path / "run", [1.0])
+    with pytest.raises(SystemExit) as exit_:
+        ttt.main([str(run), *arguments, "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def test_an_unknown_metric_names_the_evaluated_ones(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", [1.0])
     expected = rf"metric 'val/nope' is not evaluated .* expected one of \['{TARGET.metric}'\]"

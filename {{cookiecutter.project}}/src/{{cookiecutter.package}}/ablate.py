@@ -75,9 +75,9 @@ class AblationError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    option: str  # the config file's name, configs/ablation/<option>.yaml: "simclr_temp01"
+    option: str  # the config file's name, configs/ablation/<option>.yaml: "simclr_temp0.1"
     name: str  # its `variant:` key, the folder runs/<experiment>/<name>/: "temp0.1"
-    short: str  # the option without the model prefix, as typed after --variants: "temp01"
+    short: str  # the option without the model prefix, as typed after --variants: "temp0.1"
 
 
 @dataclass(frozen=True)
