@@ -20,5 +20,7 @@ python3 -m venv "$VENV"
 quiet "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # shellcheck disable=SC2086  # TORCH_INSTALL may hold several requirements
 quiet "$VENV/bin/python" -m pip install --quiet $TORCH_INSTALL
-quiet "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+# The template repository is no package (`packages = []`): a plain install brings its dev tools, with no
+# editable hook on the repository root to warn about.
+quiet "$VENV/bin/python" -m pip install --quiet ".[dev]"
 echo "$want" > "$stamp"
