@@ -6,15 +6,19 @@ throwaway environment that sees the test runner's packages (`pip install --no-de
 fast suite.
 
 TORCH_INSTALL (e.g. "torch==2.14.1 torchvision==0.29.1") selects the PyTorch build installed first into
-the fresh environments; CI sets it, elsewhere pip picks the default build.
+the fresh environments; CI sets it, elsewhere pip picks the default build. Each fresh environment holds
+a full PyTorch (about 5.5 GB for CUDA builds): it is removed as soon as its test ends, so the suite never
+holds more than one at a time beside the runner's own.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import site
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,28 +28,42 @@ pytestmark = pytest.mark.slow
 TORCH = shlex.split(os.environ.get("TORCH_INSTALL", "torch torchvision"))
 
 
-def fresh_venv(path: Path) -> Path:
-    run([sys.executable, "-m", "venv", str(path)], cwd=path.parent)
-    python = path / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=path.parent)
-    run([str(python), "-m", "pip", "install", "--quiet", *TORCH], cwd=path.parent)
-    return python
+# What one fresh environment with PyTorch needs while it installs (a CUDA build is about 5.5 GB).
+FRESH_VENV_BYTES = 7 * 2**30
 
 
-def test_pip_install_in_a_fresh_venv_and_run_the_full_suite(bake: Baker, tmp_path: Path) -> None:
+@pytest.fixture
+def fresh_python(tmp_path: Path) -> Iterator[Path]:
+    """A brand-new virtual environment with PyTorch only; its Python. Removed when the test ends."""
+    free = shutil.disk_usage(tmp_path).free
+    if free < FRESH_VENV_BYTES:
+        pytest.fail(
+            f"{tmp_path} has {free / 2**30:.1f} GiB free; a fresh environment with PyTorch needs about "
+            f"{FRESH_VENV_BYTES / 2**30:.0f} GiB (set TMPDIR to a larger disk)"
+        )
+    path = tmp_path / "venv"
+    try:
+        run([sys.executable, "-m", "venv", str(path)], cwd=tmp_path)
+        python = path / "bin" / "python"
+        run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=tmp_path)
+        run([str(python), "-m", "pip", "install", "--quiet", *TORCH], cwd=tmp_path)
+        yield python
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_pip_install_in_a_fresh_venv_and_run_the_full_suite(bake: Baker, fresh_python: Path) -> None:
     project = bake(project_name="Fresh Pip", tracker="wandb")
-    python = fresh_venv(tmp_path / "venv")
-    run([str(python), "-m", "pip", "install", "--quiet", "-e", ".[dev]"], cwd=project)
-    result = run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, timeout=1800)
+    run([str(fresh_python), "-m", "pip", "install", "--quiet", "-e", ".[dev]"], cwd=project)
+    result = run([str(fresh_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, timeout=1800)
     assert " passed" in result.stdout and " failed" not in result.stdout
 
 
-def test_uv_install_in_a_fresh_venv_and_run_the_fast_suite(bake: Baker, tmp_path: Path) -> None:
+def test_uv_install_in_a_fresh_venv_and_run_the_fast_suite(bake: Baker, fresh_python: Path) -> None:
     project = bake(project_name="Fresh Uv", include_simclr="no", tracker="none", python_version="3.10")
-    python = fresh_venv(tmp_path / "venv")
     # uv keeps the torch already installed (it satisfies the range) and installs the rest itself.
-    run([tool("uv"), "pip", "install", "--quiet", "--python", str(python), "-e", ".[dev]"], cwd=project)
-    result = run([str(python), "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"], cwd=project)
+    run([tool("uv"), "pip", "install", "--quiet", "--python", str(fresh_python), "-e", ".[dev]"], cwd=project)
+    result = run([str(fresh_python), "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"], cwd=project)
     assert " passed" in result.stdout and " failed" not in result.stdout
 
 
