@@ -236,10 +236,12 @@ def markdown(record: dict[str, Any]) -> str:
         f"- **command**: a fresh process per run: `python -m {PACKAGE}.train experiment=<name> trainer=smoke` against "
         "`bench_repro_overhead.py --bare <name>` (torch, Hydra's compose API for the same settings, the task); "
         "both include Python start-up and imports. What it adds to the warm overhead is paid once per process, not "
-        "per run or step: mostly Hydra's command-line entry (`@hydra.main` composes the config twice, once to read "
-        "the run mode: about 0.1 s on this CPU) and the imports only the machinery needs (rich's progress bar and "
-        "log handler, torch's FLOP counter, which loads triton where it is installed: about 0.1 s together). "
-        "A sweep pays them once for all its runs; in a one-minute run, about 0.5 %.",
+        "per run or step: Hydra's command-line entry (`@hydra.main` composes the config once more to read the run "
+        "mode, then sets up its job: about 0.05 s over the compose API on this CPU), the imports only the machinery "
+        "needs (rich, the run-record modules: about 0.05 s; triton, which torch's FLOP counter imports, loads in "
+        "both arms, as torch's optimizers import it too) and first calls in a fresh process, which the warm "
+        "measurement's untimed run leaves out. A sweep pays them once for all its runs; in a one-minute run, about "
+        "0.5 %.",
         "- **CPU overhead**: the same ratio of CPU time (user + system), which load from other processes barely "
         "changes; it leaves out waiting for the disk (the fsyncs of atomic writes), which the wall time includes.",
         "- **verify**: the manifest check of the input files alone, which both arms do.",
