@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from {{ cookiecutter.package }}.tracking import MetricsLog, Tracker
@@ -47,6 +48,22 @@ def test_rewind_truncates_to_the_recorded_offset_and_appends_after_it(tmp_path: 
     log.write({"step": 2, "loss": 0.8})  # the resumed run logs step 2 again
     log.close()
     assert lines(path) == [{"loss": 1.0, "step": 1}, {"loss": 0.8, "step": 2}]
+
+
+def test_sync_returns_the_offset_on_disk_and_a_log_shorter_than_its_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    log.write({"step": 1})
+    offset = log.sync()
+    assert offset == path.stat().st_size == log.offset
+    log.close()
+    with open(path, "r+b") as f:  # the tail a crash of the machine took with it
+        f.truncate(offset - 3)
+    log = MetricsLog(path)
+    with pytest.raises(ValueError, match=f"holds {offset - 3} bytes but its checkpoint was taken at {offset}"):
+        log.rewind(offset)
+    log.close()
+    assert path.stat().st_size == offset - 3  # not padded with zero bytes
 
 
 def test_a_reopened_log_appends(tmp_path: Path) -> None:

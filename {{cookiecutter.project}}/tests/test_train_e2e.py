@@ -207,6 +207,24 @@ def test_config_typo_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
     assert "Value 'three' of type 'str' could not be converted to Integer" in result.stderr
 
 
+def test_bad_values_are_refused_before_the_run_directory_is_made(tmp_path: Path) -> None:
+    """Refused with one line and nothing in runs/, so the corrected command just runs (no stale run to clear)."""
+    refusals = {
+        "trainer.batch_size=100000": "error: trainer.batch_size=100000 exceeds the ",
+        "trainer.checkpoint_every=0": "error: trainer.checkpoint_every=0 is not valid; expected an integer >= 1",
+        "trainer.precision=fp8": "error: trainer.precision='fp8' is not valid; expected one of fp32, bf16, fp16",
+    }
+    for override, message in refusals.items():
+        result = train(tmp_path, f"experiment={FIRST}", "paths.data_dir=data", override, check=False)
+        assert result.returncode == 2, override
+        assert result.stderr.strip().splitlines()[-1].startswith(message)
+        assert not (tmp_path / "runs").exists(), override
+    fresh_data = tmp_path / "fresh"  # data prepared before the directory is claimed still reaches train.log
+    train(tmp_path, f"experiment={FIRST}", f"paths.data_dir={fresh_data}")
+    log = (run_dir(tmp_path, FIRST) / "train.log").read_text()
+    assert str(fresh_data) in log.splitlines()[0] and "run directory" in log
+
+
 def test_unfinished_run_of_another_config_is_refused(tmp_path: Path) -> None:
     process = start(tmp_path, ["-m", f"{PKG}.train", f"experiment={FIRST}", "trainer=smoke", "tracker=none"])
     checkpoint = run_dir(tmp_path, FIRST) / "checkpoints" / "last.pt"
@@ -238,6 +256,7 @@ def test_corrupted_data_is_refused_with_a_clear_message(reference: Path, tmp_pat
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert victim.name in message and "sha256" in message
+    assert not run_dir(tmp_path, FIRST, seed=6).exists()  # refused before the run directory was claimed
 
 
 def test_reproduce_reports_match_then_mismatch_after_tampering(reference: Path, tmp_path: Path) -> None:

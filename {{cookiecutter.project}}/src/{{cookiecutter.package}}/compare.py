@@ -51,7 +51,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .data.files import atomic_write_bytes, atomic_write_text
+from .data.files import atomic_write_bytes
 from .stats.load import ComparisonError, check_configs, check_seeds, load_runs
 from .stats.plot import comparison_png
 from .stats.report import build_report
@@ -90,11 +90,17 @@ def compare(
     check_configs(runs)
     report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
     root = Path(directory)
-    # allow_nan=False: a NaN that slipped past the checks fails here instead of reaching a paper.
-    atomic_write_text(root / "comparison.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
-    atomic_write_text(root / "comparison.md", to_markdown(report))
-    atomic_write_text(root / "comparison.tex", to_latex(report))
-    atomic_write_bytes(root / "comparison.png", comparison_png(report))
+    # Every file is rendered before any is written, so a renderer that fails leaves the previous set
+    # whole instead of a new table beside an old plot. allow_nan=False: a NaN that slipped past the
+    # checks fails here instead of reaching a paper.
+    outputs = {
+        "comparison.json": (json.dumps(report, indent=2, allow_nan=False) + "\n").encode(),
+        "comparison.md": to_markdown(report).encode(),
+        "comparison.tex": to_latex(report).encode(),
+        "comparison.png": comparison_png(report),
+    }
+    for name, data in outputs.items():
+        atomic_write_bytes(root / name, data)
     return report
 
 

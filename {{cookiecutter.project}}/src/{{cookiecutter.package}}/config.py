@@ -43,6 +43,38 @@ class TrainerConfig:
     progress: bool = True  # rich progress bar (off in batch jobs to keep logs clean)
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_trainer(tc: TrainerConfig) -> None:
+    """Refuse trainer values no run can use, with one line naming the key, before anything is written.
+
+    The types are Hydra's job (the schema above); these are the ranges: a zero interval would divide by
+    zero mid-run, a negative learning rate would train away from the optimum.
+
+    Raises:
+        ValueError: the first bad value, e.g. "trainer.checkpoint_every=0 is not valid; expected an integer >= 1".
+    """
+    positive = ("epochs", "batch_size", "eval_every", "log_every", "checkpoint_every")
+    limit, threads = tc.limit_train_batches, tc.num_threads
+    rules: list[tuple[str, Any, bool, str]] = [
+        *((name, getattr(tc, name), getattr(tc, name) >= 1, "an integer >= 1") for name in positive),
+        ("limit_train_batches", limit, limit is None or limit >= 1, "null or an integer >= 1"),
+        ("num_threads", threads, threads is None or threads >= 1, "null or an integer >= 1"),
+        ("grad_norm_every", tc.grad_norm_every, tc.grad_norm_every >= 0, "an integer >= 0 (0 turns it off)"),
+        ("warmup_steps", tc.warmup_steps, tc.warmup_steps >= 0, "an integer >= 0"),
+        ("lr", tc.lr, 0 < tc.lr < float("inf"), "a finite number > 0"),
+        ("min_lr_ratio", tc.min_lr_ratio, 0 <= tc.min_lr_ratio <= 1, "a number in [0, 1]"),
+        ("weight_decay", tc.weight_decay, 0 <= tc.weight_decay < float("inf"), "a finite number >= 0"),
+        ("grad_clip", tc.grad_clip, 0 <= tc.grad_clip < float("inf"), "a finite number >= 0 (0 turns it off)"),
+        ("betas", list(tc.betas), len(tc.betas) == 2 and all(0 <= b < 1 for b in tc.betas), "two numbers in [0, 1)"),
+        ("precision", tc.precision, tc.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    ]
+    for name, value, ok, expected in rules:
+        if not ok:
+            raise ValueError(f"trainer.{name}={value!r} is not valid; expected {expected}")
+
+
 @dataclass
 class TrackerConfig:
     """Where metrics go besides the run directory's metrics.jsonl (always written)."""

@@ -22,7 +22,9 @@ from __future__ import annotations
 {% endif %}import math
 {%- if cookiecutter.__wandb %}
 import netrc
+{%- endif %}
 import os
+{%- if cookiecutter.__wandb %}
 import sys
 from collections.abc import Callable
 {%- endif %}
@@ -46,13 +48,33 @@ class MetricsLog:
         self._file = open(path, "ab")  # noqa: SIM115 -- kept open for the whole run, closed in close()
 
     def rewind(self, offset: int) -> None:
-        """Cut the log back to `offset` bytes: what a resumed run replays must not be logged twice."""
+        """Cut the log back to `offset` bytes: what a resumed run replays must not be logged twice.
+
+        Raises:
+            ValueError: the log is shorter than `offset`: it lost records the checkpoint had seen
+                written (a copy cut short), and truncating would pad it with zero bytes.
+        """
+        size = os.fstat(self._file.fileno()).st_size
+        if size < offset:
+            raise ValueError(
+                f"{self.path} holds {size} bytes but its checkpoint was taken at {offset}: records are missing; "
+                "expected the log the checkpoint was saved with (pass run.overwrite=true to start the run again)"
+            )
         self._file.truncate(offset)
         self._file.seek(offset)
 
     @property
     def offset(self) -> int:
         """Bytes written so far: what a checkpoint records to truncate back to."""
+        return self._file.tell()
+
+    def sync(self) -> int:
+        """Force what is written onto the disk; the offset, which a checkpoint may now safely record.
+
+        Without it a crash of the machine could leave the log shorter than the checkpoint says it is.
+        """
+        self._file.flush()
+        os.fsync(self._file.fileno())
         return self._file.tell()
 
     def write(self, record: dict[str, Any]) -> None:
@@ -100,6 +122,10 @@ class Tracker:
 
     def rewind(self, offset: int) -> None:
         self.local.rewind(offset)
+
+    def sync(self) -> int:
+        """The local log on disk; its offset (see MetricsLog.sync)."""
+        return self.local.sync()
 
     def log(self, record: dict[str, Any]) -> None:
         """Log one record; it must carry "step" (the optimizer step it belongs to)."""

@@ -1,10 +1,12 @@
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, collect_environment
+import {{ cookiecutter.package }}
+from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, code_dir, collect_environment
 
 KEYS = {
     "command",
@@ -47,7 +49,7 @@ def test_schema_has_every_contract_key(tmp_path: Path) -> None:
 def test_works_outside_git_and_without_gpu_and_says_why(tmp_path: Path) -> None:
     record, diff = collect_environment(cwd=tmp_path)
     assert record["git"] == {"available": False, "reason": f"{tmp_path} is not inside a git repository"}
-    assert diff == ""
+    assert diff == b""
     if record["accelerators"]["count"] == 0:
         assert record["accelerators"]["reason"]
 
@@ -59,12 +61,53 @@ def test_git_commit_branch_dirty_and_diff(tmp_path: Path) -> None:
     git(tmp_path, "commit", "-qm", "first")
     clean, diff = collect_environment(cwd=tmp_path)
     assert clean["git"]["branch"] == "main" and len(clean["git"]["commit"]) == 40
-    assert clean["git"]["dirty"] is False and diff == ""
+    assert clean["git"]["dirty"] is False and diff == b"" and clean["git"]["untracked"] == []
     (tmp_path / "a.py").write_text("x = 2\n")
     dirty, diff = collect_environment(cwd=tmp_path)
     assert dirty["git"]["dirty"] is True
-    assert "-x = 1" in diff and "+x = 2" in diff
+    assert b"-x = 1" in diff and b"+x = 2" in diff
     assert dirty["git"]["diff_sha256"] and dirty["git"]["diff_sha256"] != clean["git"]["diff_sha256"]
+
+
+def test_diff_is_kept_byte_for_byte_and_applies_back(tmp_path: Path) -> None:
+    """A Latin-1 file and a CRLF file: the saved diff is git's own bytes, so `git apply` takes it back."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "notes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "win.py").write_bytes(b"a = 1\r\nb = 2\r\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "first")
+    (tmp_path / "notes.txt").write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    (tmp_path / "win.py").write_bytes(b"a = 1\r\nb = 3\r\n")
+    record, diff = collect_environment(cwd=tmp_path)
+    expected = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=tmp_path, capture_output=True, check=True)
+    assert diff == expected.stdout and b"b = 3\r\n" in diff
+    assert record["git"]["diff_sha256"] == hashlib.sha256(expected.stdout).hexdigest()
+    (tmp_path / "saved.diff").write_bytes(diff)
+    git(tmp_path, "stash", "-q")  # back to the commit; the saved diff must re-create the run's tree
+    git(tmp_path, "apply", "saved.diff")
+    assert (tmp_path / "win.py").read_bytes() == b"a = 1\r\nb = 3\r\n"
+
+
+def test_untracked_files_are_listed_but_ignored_ones_are_not(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / ".gitignore").write_text("runs/\n")
+    git(tmp_path, "add", ".gitignore")
+    git(tmp_path, "commit", "-qm", "first")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "new_module.py").write_text("y = 1\n")  # imported by a run, never committed
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "out.json").write_text("{}")
+    record, _ = collect_environment(cwd=tmp_path / "src")
+    assert record["git"]["untracked"] == ["src/new_module.py"]
+    assert record["git"]["dirty"] is False  # git's meaning: no tracked file changed
+
+
+def test_git_is_asked_where_the_code_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's own source when it is in a work tree (an editable install), whatever the cwd."""
+    monkeypatch.chdir(tmp_path)  # not a repository
+    package = Path({{ cookiecutter.package }}.__file__).resolve().parent
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=package, capture_output=True, text=True)
+    assert code_dir() == (package if inside.stdout.strip() == "true" else tmp_path)
 
 
 def test_data_inputs_are_hashed(tmp_path: Path) -> None:

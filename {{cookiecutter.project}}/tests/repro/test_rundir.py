@@ -63,6 +63,34 @@ def test_resume_false_restarts(tmp_path: Path) -> None:
     assert not run.last_checkpoint.exists()
 
 
+def test_check_refuses_like_prepare_and_writes_nothing(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    assert run.check(CONFIG, overwrite=False) is RunState.NEW and not run.path.exists()
+    run.prepare(CONFIG, overwrite=False, resume=True)
+    with pytest.raises(RunDirError, match=r"trainer.lr: 0.1 -> 0.2"):
+        run.check({**CONFIG, "trainer": {"lr": 0.2}}, overwrite=False)
+    atomic_write_json(run.metrics, {"x": 1})
+    with pytest.raises(RunDirError, match="already holds a finished run"):
+        run.check(CONFIG, overwrite=False)
+    assert run.check(CONFIG, overwrite=True) is RunState.FINISHED and run.metrics.exists()  # not cleared
+
+
+def test_half_written_files_go_and_a_whole_next_checkpoint_stays(tmp_path: Path) -> None:
+    """What a SIGKILL mid-write leaves: atomic writers' temp files (removed) and last.pt.next (the newest)."""
+    run = RunDir(tmp_path / "r")
+    run.prepare(CONFIG, overwrite=False, resume=True)
+    stale = [run.path / ".timing.json.123.abc.tmp", run.checkpoints / ".last.pt.next.123.abc.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (run.checkpoints / "last.pt.next").write_bytes(b"whole")
+    assert run.prepare(CONFIG, overwrite=False, resume=True) is RunState.RESUMABLE
+    assert not any(path.exists() for path in stale)
+    assert (run.checkpoints / "last.pt.next").read_bytes() == b"whole"
+    (run.path / ".metrics.json.9.x.tmp").write_bytes(b"half")
+    run.clear()
+    assert sorted(p.name for p in run.path.iterdir()) == []
+
+
 def test_diff_configs_reports_added_and_changed_keys() -> None:
     old = {"a": {"b": 1, "c": 2}, "run": {"dir": "x"}}
     new = {"a": {"b": 1, "c": 3, "d": 4}, "run": {"dir": "y"}}

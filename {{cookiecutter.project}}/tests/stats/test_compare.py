@@ -126,6 +126,29 @@ def test_outputs_are_identical_on_rerun(tmp_path, write_sweep):
     assert {name: (tmp_path / name).read_bytes() for name in OUTPUTS} == first
 
 
+def test_a_renderer_that_fails_leaves_the_previous_files_whole(tmp_path, write_sweep, monkeypatch):
+    write_sweep(tmp_path, TABLE)
+    compare(tmp_path, ["test/acc"])
+    before = {name: (tmp_path / name).read_bytes() for name in OUTPUTS}
+
+    def broken(report):
+        raise RuntimeError("matplotlib could not parse a label")
+
+    monkeypatch.setattr({{ cookiecutter.package }}.compare, "comparison_png", broken)
+    with pytest.raises(RuntimeError, match="could not parse"):
+        compare(tmp_path, ["test/acc", "test/loss"])  # a new table would differ from the old one
+    assert {name: (tmp_path / name).read_bytes() for name in OUTPUTS} == before
+
+
+def test_resources_skip_values_that_are_not_finite(tmp_path, write_sweep):
+    write_sweep(tmp_path, TABLE)
+    metrics = tmp_path / "gap" / "seed_0" / "metrics.json"
+    metrics.write_text(metrics.read_text().replace("0.42", "NaN"))  # a FLOP count that failed
+    report = compare(tmp_path, ["test/acc"])
+    assert report["resources"]["gap"]["gflops"] == 0.42  # the mean of the three runs that recorded it
+    strict_json(tmp_path / "comparison.json")
+
+
 def test_bad_options_are_clear_errors(tmp_path, write_sweep):
     write_sweep(tmp_path, TABLE)
     with pytest.raises(ComparisonError, match="baseline 'none' is not a variant here; the variants are: full"):

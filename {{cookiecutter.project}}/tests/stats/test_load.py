@@ -32,6 +32,14 @@ def test_load_runs_reads_every_seed_and_lists_unfinished_ones(tmp_path, write_ru
     assert runs.values("test/acc") == {"full": {0: 0.9, 1: 0.9}}
 
 
+def test_two_directories_for_one_seed_are_an_error_not_a_silent_pick(tmp_path, write_run):
+    write_run(tmp_path, "full", 1, ACC)
+    (tmp_path / "full" / "seed_1").rename(tmp_path / "full" / "seed_01")
+    write_run(tmp_path, "full", 1, {**ACC, "test/acc": 0.1})
+    with pytest.raises(ComparisonError, match=r"seed_01 and .*seed_1 both hold seed 1 of 'full'"):
+        load_runs(tmp_path)
+
+
 def test_no_runs_is_an_error(tmp_path):
     with pytest.raises(ComparisonError, match="no finished runs under"):
         load_runs(tmp_path)

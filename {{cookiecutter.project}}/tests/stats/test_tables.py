@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from {{ cookiecutter.package }}.stats.tables import decimals_for, format_number, latex_escape
+from {{ cookiecutter.package }}.stats.tables import _p, decimals_for, format_number, latex_escape
 
 
 def test_latex_escape_spells_specials_and_symbols():
@@ -26,3 +26,8 @@ def test_numbers_without_a_spread_stay_readable():
     assert format_number(1_234_567.0, None) == "1234567"
     assert format_number(0.123456, None) == "0.1235"
     assert format_number(None, 3) == "n/a"
+
+
+def test_p_values_near_alpha_read_as_different_numbers():
+    assert [_p(0.0496, star=True), _p(0.0504), _p(0.0625)] == ["0.0496 *", "0.0504", "0.0625"]
+    assert [_p(0.125), _p(0.0004), _p(None)] == ["0.125", "<0.001", "n/a"]

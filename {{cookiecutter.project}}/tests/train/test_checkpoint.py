@@ -64,6 +64,21 @@ def test_crash_between_renames_uses_prev(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path, CONFIG)["step"] == 2
 
 
+def test_killed_between_the_renames_of_a_save_resumes_from_the_new_checkpoint(tmp_path: Path) -> None:
+    """The third save wrote last.pt.next whole and moved last.pt to prev.pt, then died: step 3 is the newest."""
+    save_checkpoint(tmp_path, state(1))
+    save_checkpoint(tmp_path, state(2))
+    (tmp_path / "side").mkdir()
+    save_checkpoint(tmp_path / "side", state(3))
+    (tmp_path / "side" / "last.pt").replace(tmp_path / "last.pt.next")
+    (tmp_path / "side").rmdir()
+    (tmp_path / "last.pt").replace(tmp_path / "prev.pt")
+    assert load_checkpoint(tmp_path, CONFIG)["step"] == 3
+    save_checkpoint(tmp_path, state(4))  # the resumed run's next save installs as usual
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "prev.pt"]
+    assert load_checkpoint(tmp_path, CONFIG)["step"] == 4
+
+
 def test_all_unreadable_is_an_error_not_a_silent_restart(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"no readable checkpoint .* refusing to restart silently"):

@@ -106,6 +106,18 @@ def test_crash_and_resume_matches_uninterrupted_run(tmp_path: Path, crash_at_ste
     assert [e["epoch"] for e in timing["evaluations"]] == [1, 2, 3]  # none lost or repeated by the resume
 
 
+def test_layer_gradient_norms_are_taken_before_clipping(tmp_path: Path) -> None:
+    """With clipping on, the layers' norms add up to the logged (pre-clip) grad_norm, not to the clip value."""
+    lines = records(train(tiny_config(tmp_path, grad_clip=1e-3)))
+    steps = {r["step"] for r in lines if any(k.startswith("grad_norm/") for k in r)}
+    assert steps == {4, 8, 12, 16, 20, 24}
+    for step in steps:
+        layers = [v for r in lines if r["step"] == step for k, v in r.items() if k.startswith("grad_norm/")]
+        total = next(r["grad_norm"] for r in lines if r["step"] == step and "grad_norm" in r)
+        assert total > 10 * 1e-3  # clipping acted on this step
+        assert sum(v * v for v in layers) ** 0.5 == pytest.approx(total, rel=1e-5)
+
+
 def test_training_time_goes_on_across_a_crash(tmp_path: Path) -> None:
     """The resumed run's clock starts from the killed run's time at its last checkpoint, mid-epoch too."""
     cfg = tiny_config(tmp_path, checkpoint_every=1)

@@ -54,35 +54,65 @@ ENV_ALLOWLIST = (
 )
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
-    """stdout of a command, or None when it is missing or fails (probes must never raise)."""
+def _run_bytes(cmd: list[str], cwd: Path | None = None) -> bytes | None:
+    """stdout of a command as bytes, or None when it is missing or fails (probes must never raise)."""
     try:
-        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout
 
 
-def git_info(cwd: Path | None = None) -> tuple[dict[str, Any], str]:
-    """Commit, branch and dirty state; also the diff against HEAD (returned separately, saved as a file)."""
-    cwd = cwd or Path.cwd()
+def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
+    """stdout of a command as text (undecodable bytes replaced), or None when it is missing or fails."""
+    out = _run_bytes(cmd, cwd)
+    return None if out is None else out.decode("utf-8", errors="replace")
+
+
+# Untracked files are listed by name (a new module the run imported shows up), up to this many.
+MAX_UNTRACKED = 50
+
+
+def code_dir() -> Path:
+    """Where git is asked by default: this package's source when it sits in a work tree, else the cwd.
+
+    An editable install runs the project's own files wherever the command starts; a plain install has
+    no work tree of its own, and the directory the command runs in is the best guess left.
+    """
+    package = Path(__file__).resolve().parents[1]
+    inside = _run(["git", "rev-parse", "--is-inside-work-tree"], package) if shutil.which("git") else None
+    return package if (inside or "").strip() == "true" else Path.cwd()
+
+
+def git_info(cwd: Path | None = None) -> tuple[dict[str, Any], bytes]:
+    """Commit, branch, dirty state and untracked files; also the diff against HEAD, as git wrote it.
+
+    The diff stays bytes end to end (saved as git.diff, hashed as is): decoding would fail on files in
+    other encodings and would drop the CRs of CRLF files, and `git apply` needs them.
+    """
+    cwd = cwd or code_dir()
     if shutil.which("git") is None:
-        return {"available": False, "reason": "git is not installed"}, ""
+        return {"available": False, "reason": "git is not installed"}, b""
     top = _run(["git", "rev-parse", "--show-toplevel"], cwd)
     if top is None:
-        return {"available": False, "reason": f"{cwd} is not inside a git repository"}, ""
+        return {"available": False, "reason": f"{cwd} is not inside a git repository"}, b""
     commit = (_run(["git", "rev-parse", "HEAD"], cwd) or "").strip() or None
     branch = (_run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip() or None
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd) or ""
-    diff = (_run(["git", "diff", "HEAD", "--binary"], cwd) or "") if commit else ""
-    info = {
+    others = _run(["git", "ls-files", "--others", "--exclude-standard", "--full-name", "-z"], top.strip()) or ""
+    untracked = sorted(name for name in others.split("\0") if name)
+    diff = (_run_bytes(["git", "diff", "HEAD", "--binary"], cwd) or b"") if commit else b""
+    info: dict[str, Any] = {
         "available": True,
         "root": top.strip(),
         "commit": commit,
         "branch": branch,
-        "dirty": bool(status.strip()),
-        "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None,
+        "dirty": bool(status.strip()),  # tracked files changed (git's meaning: untracked files are listed apart)
+        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+        "untracked": untracked[:MAX_UNTRACKED],
     }
+    if len(untracked) > MAX_UNTRACKED:
+        info["untracked_total"] = len(untracked)
     if commit is None:
         info["reason"] = "the repository has no commits yet"
     return info, diff
@@ -204,8 +234,11 @@ def data_info(inputs: list[Path], root: Path | None = None) -> list[dict[str, An
 
 def collect_environment(
     seed: Any = None, inputs: list[Path] | None = None, cwd: Path | None = None
-) -> tuple[dict[str, Any], str]:
-    """The environment record and the git diff (saved beside it as git.diff when the tree is dirty)."""
+) -> tuple[dict[str, Any], bytes]:
+    """The environment record and the git diff (saved beside it as git.diff when the tree is dirty).
+
+    `cwd`: where git is asked (default: the package's source, see `code_dir`) and DVC paths are resolved.
+    """
     git, diff = git_info(cwd)
     record = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),

@@ -65,12 +65,11 @@ class RunDir:
             return RunState.RESUMABLE
         return RunState.NEW
 
-    def prepare(self, config: dict[str, Any], *, overwrite: bool, resume: bool) -> RunState:
-        """Claim the directory for a run with `config`; returns the state it was found in.
+    def check(self, config: dict[str, Any], *, overwrite: bool) -> RunState:
+        """What `prepare` would find, refusing what it would refuse; writes nothing.
 
-        A finished run is refused unless `overwrite`; an unfinished run of the same config is resumed
-        (or restarted when `resume` is False); a directory holding a different config is refused, with
-        the differing keys, because resuming it would mix two experiments in one set of files.
+        A finished run is refused unless `overwrite`; a directory holding a different config is refused,
+        with the differing keys, because resuming it would mix two experiments in one set of files.
         """
         state = self.state()
         if state is RunState.FINISHED and not overwrite:
@@ -86,13 +85,24 @@ class RunDir:
                     f"{self.path} holds an unfinished run of a different config ({format_diff(differences)}); "
                     "pass run.overwrite=true to discard it, or use another run.dir"
                 )
+        return state
+
+    def prepare(self, config: dict[str, Any], *, overwrite: bool, resume: bool) -> RunState:
+        """Claim the directory for a run with `config`; returns the state it was found in.
+
+        Refuses what `check` refuses; an unfinished run of the same config is resumed (or restarted when
+        `resume` is False).
+        """
+        state = self.check(config, overwrite=overwrite)
         if state is RunState.FINISHED or (state is RunState.RESUMABLE and (overwrite or not resume)):
             self.clear()
             state = RunState.NEW
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
-        for stale in (*self.checkpoints.glob(".*.tmp"), *self.checkpoints.glob("*.next")):
-            stale.unlink()  # the half-written file of a run killed mid-save; last.pt/prev.pt are intact
+        # Half-written files of a run killed mid-write (atomic writes leave them only then); the files
+        # they were replacing are intact. A whole last.pt.next stays: it is the newest checkpoint.
+        for stale in (*self.path.glob(".*.tmp"), *self.checkpoints.glob(".*.tmp")):
+            stale.unlink()
         if state is RunState.NEW:
             atomic_write_text(self.config, yaml.safe_dump(config, sort_keys=False))
         return state
@@ -101,7 +111,7 @@ class RunDir:
         """Remove a previous run's files (only the files a run writes, never unknown user files)."""
         for path in (self.config, self.environment, self.metrics_log, self.metrics, self.timing, self.log_file):
             path.unlink(missing_ok=True)
-        for path in self.path.glob("environment.*.json"):
+        for path in (*self.path.glob("environment.*.json"), *self.path.glob(".*.tmp")):
             path.unlink()
         (self.path / "git.diff").unlink(missing_ok=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)

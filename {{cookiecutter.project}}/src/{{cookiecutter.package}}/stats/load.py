@@ -147,13 +147,21 @@ def load_runs(root: str | Path) -> RunSet:
     if not root.is_dir():
         raise ComparisonError(f"{root} is not a directory; expected runs/<experiment> holding <variant>/seed_<n>/")
     runs, skipped = [], []
+    seen: dict[tuple[str, int], Path] = {}
     for variant_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for seed_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
             match = _SEED_DIR.fullmatch(seed_dir.name)
             if match is None:
                 continue
+            seed = int(match.group(1))
+            if (variant_dir.name, seed) in seen:  # seed_1 and seed_01: one would silently replace the other
+                raise ComparisonError(
+                    f"{seen[variant_dir.name, seed]} and {seed_dir} both hold seed {seed} of {variant_dir.name!r}; "
+                    "expected one directory per seed (remove or rename one)"
+                )
+            seen[variant_dir.name, seed] = seed_dir
             if (seed_dir / "metrics.json").is_file():
-                runs.append(_read_run(seed_dir, variant_dir.name, int(match.group(1))))
+                runs.append(_read_run(seed_dir, variant_dir.name, seed))
             else:
                 skipped.append(seed_dir)
     if not runs:

@@ -9,6 +9,7 @@ statistic is None with a note saying why.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,8 +118,12 @@ def _metric_report(
 
 
 def _mean_of(runs: Sequence[Run], read: Callable[[Run], Any]) -> float | None:
-    """Mean of a recorded number over runs; None when no run recorded it."""
-    values = [value for value in map(read, runs) if isinstance(value, int | float) and not isinstance(value, bool)]
+    """Mean of a recorded number over runs (NaN and inf skipped, as not recorded); None when no run recorded it."""
+    values = [
+        value
+        for value in map(read, runs)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ]
     return float(np.mean(values)) if values else None
 
 

@@ -61,9 +61,11 @@ def _interval(ci: Sequence[float], decimals: int | None) -> str:
 
 
 def _p(p: float | None, star: bool = False) -> str:
+    """Three decimals, but three significant digits below 0.1, so that a p just under alpha (0.0496, *)
+    and one just over it (0.0504) read as different numbers, not both as 0.050."""
     if p is None:
         return "n/a"
-    text = "<0.001" if p < 0.001 else f"{p:.3f}"
+    text = "<0.001" if p < 0.001 else f"{p:.3f}" if p >= 0.1 else f"{p:.3g}"
     return text + " *" if star else text
 
 
@@ -197,9 +199,12 @@ def _pair_table(metric: str, section: dict[str, Any], correction: str, alpha: fl
         if pair["seed_count"] is not None:
             notes.append(_seed_count_note(name, pair, decimals))
     method = "Holm's step-down" if correction == "holm" else "Benjamini-Hochberg"
+    family = sum(pair["t_test"]["p"] is not None for pair in section["pairs"])
+    untested = len(section["pairs"]) - family
     table.notes.append(
-        f"p ({short}): the t-test's p adjusted by {method} over the {len(section['pairs'])} pairs of {metric}; "
-        f"* marks p ({short}) < {alpha:g}. Differences are a - b over the same seeds."
+        f"p ({short}): the t-test's p adjusted by {method} over the {family} pairs of {metric} with a t-test"
+        + (f" ({untested} without one: no spread in their differences)" if untested else "")
+        + f"; * marks p ({short}) < {alpha:g}. Differences are a - b over the same seeds."
     )
     friedman = section["friedman"]
     if friedman is not None:

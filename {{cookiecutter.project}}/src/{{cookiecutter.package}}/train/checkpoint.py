@@ -6,9 +6,11 @@ every rank, and the position in the data (epoch, batch inside the epoch, global 
 was trained with travels along: resuming under a different config is an error that names the keys.
 
 Files: `checkpoints/last.pt` is the newest; before it is replaced the previous one becomes `prev.pt`.
-Both are written atomically, so a crash mid-write cannot corrupt them; should `last.pt` still be
-unreadable (disk trouble, a copy cut short), loading falls back to `prev.pt` with a warning instead of
-silently starting from scratch. Loading uses `weights_only=True`: a checkpoint is data, not code.
+Both are written atomically, so a crash mid-write cannot corrupt them. A new checkpoint is first
+written whole as `last.pt.next`, then installed by two renames; a run killed between them resumes from
+`last.pt.next`, the newest. Should a checkpoint still be unreadable (disk trouble, a copy cut short),
+loading falls back to the next older one with a warning instead of silently starting from scratch.
+Loading uses `weights_only=True`: a checkpoint is data, not code.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     last, prev = directory / "last.pt", directory / "prev.pt"
     tmp = directory / "last.pt.next"
     atomic_write_bytes(tmp, buffer.getvalue())
-    # Between these two renames last.pt is briefly absent; load_checkpoint then uses prev.pt.
+    # Killed between these two renames, last.pt.next is the newest: load_checkpoint takes it first.
     if last.exists():
         os.replace(last, prev)
     os.replace(tmp, last)
@@ -96,7 +98,9 @@ def load_checkpoint(directory: Path, config: dict[str, Any], map_location: str |
     Raises:
         CheckpointError: every checkpoint present is unreadable, or one was written for another config.
     """
-    candidates = [p for p in (directory / "last.pt", directory / "prev.pt") if p.exists()]
+    # last.pt.next exists only whole (atomic write) and only if a save died before installing it: the newest.
+    names = ("last.pt.next", "last.pt", "prev.pt")
+    candidates = [directory / name for name in names if (directory / name).exists()]
     if not candidates:
         return None
     failures = []

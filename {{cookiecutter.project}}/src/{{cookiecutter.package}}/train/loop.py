@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..config import check_trainer
 from ..data.files import atomic_write_json
 from ..repro.rundir import RunDir
 from ..repro.seeding import derive_seed
@@ -171,6 +172,7 @@ def fit(
         dist: this process's place in the process group.
     """
     tc = cfg.trainer
+    check_trainer(tc)
     device = next(task.model.parameters()).device
     model = task.model
     if tc.channels_last:
@@ -182,8 +184,6 @@ def fit(
     optimizer = build_optimizer(model, tc.lr, tc.weight_decay, tuple(tc.betas), device)
     scheduler = build_scheduler(optimizer, tc.warmup_steps, total_steps, tc.min_lr_ratio)
     scaler = torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16")
-    if tc.precision not in AUTOCAST_DTYPES:
-        raise ValueError(f"trainer.precision={tc.precision!r} is not supported; expected one of fp32, bf16, fp16")
     dtype = AUTOCAST_DTYPES[tc.precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
@@ -238,7 +238,7 @@ def fit(
         extra["epoch_train_seconds"] = timer.elapsed()  # a resumed run's clock goes on from here
         rng = gather_objects(ckpt.rng_state(), dist)  # every rank's generators, collected on all ranks
         if dist.is_main:
-            progress.metrics_offset = tracker.offset if tracker else 0
+            progress.metrics_offset = tracker.sync() if tracker else 0  # the log on disk up to what we record
             ckpt.save_checkpoint(
                 run.checkpoints,
                 {
@@ -279,15 +279,16 @@ def fit(
                         loss, metrics = task.loss(train_model, batch)
                     scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)
-                    # max_norm=inf measures the norm without clipping
-                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
                     progress.step += 1
                     progress.batch = b + 1
+                    # Before clipping, like grad_norm: the gradients as the loss made them, not as clipped.
                     layer_norms = (
                         layer_grad_norms(model)
                         if tc.grad_norm_every and progress.step % tc.grad_norm_every == 0
                         else {}
                     )
+                    # max_norm=inf measures the norm without clipping
+                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
                     lr = scheduler.get_last_lr()[0]
                     scaler.step(optimizer)
                     scaler.update()

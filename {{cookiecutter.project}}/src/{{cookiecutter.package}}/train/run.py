@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from logging.handlers import MemoryHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.logging import RichHandler
 
-from ..config import TrainConfig, register_configs
-from ..data.files import atomic_write_json, atomic_write_text
+from ..config import TrainConfig, check_trainer, register_configs
+from ..data.files import atomic_write_bytes, atomic_write_json
 from ..repro.environment import collect_environment
 from ..repro.rundir import RunDir, RunDirError, RunState, flatten
 from ..repro.seeding import seed_everything
 from ..tasks import build_task
 from ..tracking import Tracker
 from .checkpoint import CheckpointError
-from .distributed import barrier, init_distributed, run_on_main, shutdown
-from .loop import fit, resolve_device
+from .distributed import init_distributed, run_on_main, shutdown
+from .loop import fit, resolve_device, steps_per_epoch
 
 # configs/ sits at the project root, next to src/ (an editable install keeps this layout).
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
@@ -53,24 +54,43 @@ def ablation_keys(config_dir: Path) -> list[str]:
 
 
 def setup_logging(log_file: Path | None, is_main: bool) -> None:
-    """Console through rich; the whole log also into the run directory's train.log (rank 0 only)."""
+    """Console through rich; the whole log also into the run directory's train.log (rank 0 only).
+
+    Called first without a file, as the run directory is claimed only once the run has passed every
+    check, then with it: what was logged in between (data preparation, say) is held in memory and goes
+    to train.log first.
+    """
     root = logging.getLogger()
+    # Records held since this run's first call; a previous multirun job's (refused before its claim) go.
+    held = [h for h in root.handlers if isinstance(h, MemoryHandler)] if is_main and log_file is not None else []
     for handler in list(root.handlers):  # Hydra's console handler, or the previous multirun job's file
         root.removeHandler(handler)
-        handler.close()
+        if handler not in held:
+            handler.close()
     root.addHandler(RichHandler(show_path=False, rich_tracebacks=False))
-    if log_file is not None and is_main:
+    if is_main and log_file is None:
+        # flushLevel above CRITICAL: the records wait for train.log whatever their level
+        root.addHandler(MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
+    elif is_main:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for memory in held:
+            memory.setTarget(file_handler)
+            memory.close()  # flushes what it holds into train.log
         root.addHandler(file_handler)
     root.setLevel(logging.INFO if is_main else logging.WARNING)
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Everything `main` does, callable from tests and from `reproduce` without Hydra's CLI."""
+    """Everything `main` does, callable from tests and from `reproduce` without Hydra's CLI.
+
+    Every check comes before the run directory is claimed (config values, the directory's state, the
+    data, the task's own checks, the batch plan), so a run refused for bad input leaves nothing behind.
+    """
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     typed: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     tc = typed.trainer
+    check_trainer(tc)
     device = resolve_device(tc.device)
     dist = init_distributed(device.type)
     if device.type == "cuda":
@@ -84,21 +104,23 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         if typed.run.dir
         else RunDir.for_run(typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed)
     )
+    # A finished run or another config in the directory is refused before any data is prepared.
+    run_on_main(lambda: run.check(config, overwrite=typed.run.overwrite), dist)
+    setup_logging(None, dist.is_main)
+    seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
+    torch.backends.cuda.matmul.allow_tf32 = tc.tf32
+    torch.backends.cudnn.allow_tf32 = tc.tf32
+    # Rank 0 builds first, preparing missing data alone (two processes extracting one archive would
+    # collide); the others then load what it wrote. An error on rank 0 stops every rank with its message.
+    built: list[Any] = []
+    run_on_main(lambda: built.append(build_task(typed, device)), dist)
+    task, inputs = built[0] if built else build_task(typed, device)
+    steps_per_epoch(task.num_train, tc.batch_size, dist.world_size, tc.limit_train_batches)  # the batch fits
+
     # Rank 0 claims (or clears) the directory; the others wait for it and share its verdict, error included.
     state = run_on_main(lambda: run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume), dist)
     setup_logging(run.log_file, dist.is_main)
     log.info("run directory %s (%s)", run.path, state.value)
-
-    seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
-    torch.backends.cuda.matmul.allow_tf32 = tc.tf32
-    torch.backends.cudnn.allow_tf32 = tc.tf32
-    # Rank 0 prepares missing data alone (two processes extracting one archive would collide), then
-    # the others load what it wrote: exactly one barrier on every rank.
-    if not dist.is_main:
-        barrier(dist)
-    task, inputs = build_task(typed, device)
-    if dist.is_main:
-        barrier(dist)
 
     tracker = None
     if dist.is_main:
@@ -107,7 +129,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         resumes = len(list(run.path.glob("environment*.json")))
         name = "environment.json" if state is RunState.NEW else f"environment.resume_{resumes}.json"
         if diff:
-            atomic_write_text(run.path / "git.diff", diff)
+            atomic_write_bytes(run.path / "git.diff", diff)
         atomic_write_json(run.path / name, environment)
         tracker = Tracker(
             typed.tracker,
