@@ -9,11 +9,14 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from helpers import PROJECT_ROOT, run_cli
 from {{ cookiecutter.package }}.ablate import (
     CONFIG_DIR,
     DEFAULT_SEEDS,
+    Ablation,
     AblationError,
     main,
     parse_seeds,
@@ -22,6 +25,7 @@ from {{ cookiecutter.package }}.ablate import (
     sweep_command,
     variants_of,
 )
+from {{ cookiecutter.package }}.pipeline import compose
 
 PKG = "{{ cookiecutter.package }}"
 # experiment, its model, and the metric an ablation of it is judged on by default
@@ -48,10 +52,18 @@ SMOKE_VARIANTS = ("full", "weak_aug")
 {%- endif %}
 
 
-def write_finished(root: Path, variant: str, seed: int) -> None:
-    """What marks a run finished for the planner: its metrics.json."""
+def write_finished(root: Path, variant: str, seed: int, config: dict | None = None) -> None:
+    """What marks a run finished for the planner: its metrics.json; and the config.yaml it ran with."""
     (root / variant / f"seed_{seed}").mkdir(parents=True)
+    if config is not None:
+        (root / variant / f"seed_{seed}" / "config.yaml").write_text(yaml.safe_dump(config))
     (root / variant / f"seed_{seed}" / "metrics.json").write_text("{}")
+
+
+def config_of(ablation: Ablation, variant: str, seed: int) -> dict:
+    """The config a run of this ablation is trained with, as the training command writes it."""
+    option = next(v.option for v in ablation.variants if v.name == variant)
+    return OmegaConf.to_container(compose([*ablation.overrides, f"ablation={option}", f"seed={seed}"]), resolve=True)
 
 
 @pytest.mark.parametrize(("experiment", "model", "metric"), EXPERIMENTS, ids=[e[0] for e in EXPERIMENTS])
@@ -123,8 +135,8 @@ def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_
     assert ablation.root == root
     assert [(tuple(v.name for v in vs), s) for vs, s in plan(ablation)] == [((a, b), (0, 1, 2))]
 
-    write_finished(root, a, 0)
-    write_finished(root, a, 1)
+    write_finished(root, a, 0, config_of(ablation, a, 0))
+    write_finished(root, a, 1, config_of(ablation, a, 1))
     with pytest.raises(AblationError, match=f"{a}/seed_0, {a}/seed_1.*--keep-finished"):
         plan(ablation)
     # keep: only the missing runs, grouped into as few products as possible
@@ -134,9 +146,17 @@ def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_
     assert [(tuple(v.name for v in vs), s) for vs, s in plan(retrain)] == [((a, b), (0, 1, 2))]
 
     for seed in (0, 1, 2):
-        write_finished(root, b, seed)
-    write_finished(root, a, 2)
+        write_finished(root, b, seed, config_of(ablation, b, seed))
+    write_finished(root, a, 2, config_of(ablation, a, 2))
     assert plan(ablation, keep_finished=True) == []  # all done: straight to the comparison
+
+    # Reusing runs is only right for the settings they were trained with.
+    faster = resolve([*overrides, "trainer.lr=0.5"], variants=f"{a},{b}", seeds="3")
+    with pytest.raises(AblationError, match=rf"another config: {a}/seed_0 \(trainer.lr: .* -> 0.5\) and 5 more"):
+        plan(faster, keep_finished=True)
+    (root / b / "seed_2" / "config.yaml").unlink()
+    with pytest.raises(AblationError, match=rf"another config: {b}/seed_2 \(no config.yaml\);"):
+        plan(ablation, keep_finished=True)
 
     write_finished(root, "other", 0)  # compare reads the whole folder: a foreign run would join the table
     with pytest.raises(AblationError, match="outside this ablation \\(other/seed_0\\)"):
@@ -155,6 +175,7 @@ def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_
         ([f"experiment={EXPERIMENT}", "--seeds", "1"], "expected at least 2"),
         ([f"experiment={EXPERIMENT}", "--baseline", "nope"], "--baseline nope is not one of the chosen variants"),
         ([f"experiment={EXPERIMENT}", "--launcher", "slurm", "hydra/launcher=slurm"], "both given"),
+        ([f"experiment={EXPERIMENT}", "--metric", "val/losss"], "--metric val/losss is not in the metrics.json"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(
@@ -221,3 +242,7 @@ def test_one_command_trains_every_variant_and_seed_then_writes_the_comparison(tm
     kept = run_cli([*args, "--keep-finished"], tmp_path)
     assert "$ python" not in kept.stdout and "paired tests" in kept.stdout
     assert (root / "full" / "seed_0" / "metrics.json").stat().st_mtime_ns == stamp
+    # Other settings with --keep-finished would put old runs in a table of new ones: refused, nothing trained.
+    other = run_cli([*args[:4], "trainer.lr=1e-5", *args[4:], "--keep-finished"], tmp_path, check=False)
+    assert other.returncode == 2 and "trained with another config" in other.stderr and "trainer.lr" in other.stderr
+    assert "$ python" not in other.stdout

@@ -47,6 +47,7 @@ def test_params_are_read_and_data_directories_say_real_or_synthetic(tmp_path: Pa
         (("variants: [full, small]", "variants: []"), r"experiments\.exp\.variants=\[\]"),
         ((", metric: test/acc", ""), "experiments.exp.metric is missing"),
         (("trainer: smoke\n", ""), "lacks trainer"),
+        (("trainer: smoke\n", "trainer: smok\n"), r"trainer='smok'; expected one of \[.*'smoke'.*\] \(configs/"),
     ],
 )
 def test_bad_params_are_one_clear_error(tmp_path: Path, edit: tuple[str, str], message: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
+from {{ cookiecutter.package }}.ablate import METRICS, model_of
 
 PKG = "{{ cookiecutter.package }}"
 # experiment, a held-out accuracy and its chance level, and the most the final training loss may be as a
@@ -87,6 +88,7 @@ def test_smoke_run_learns_and_writes_the_run_directory(
     losses = [r["train/loss"] for r in lines(run / "metrics.jsonl") if "train/loss" in r]
     assert losses[-1] < loss_ratio * losses[0], f"loss did not fall enough: {losses}"
     metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == set(METRICS[model_of(experiment)])  # what `ablate --metric` accepts
     assert metrics[metric] > 2 * chance, f"{metric}={metrics[metric]} is not clearly above chance {chance}"
     assert all(isinstance(v, int | float) and math.isfinite(v) for v in metrics.values())
     timing = json.loads((run / "timing.json").read_text())
@@ -273,6 +275,18 @@ def test_reproduce_reports_match_then_mismatch_after_tampering(reference: Path, 
     result = run_cli([f"{PKG}.reproduce", str(tampered), "--out", str(tmp_path / "again2")], reference, check=False)
     assert result.returncode == 1
     assert "mismatch" in result.stdout and key in result.stdout
+
+
+def test_reproduce_never_writes_into_the_run_it_checks(reference: Path, tmp_path: Path) -> None:
+    original = run_dir(reference, FIRST)
+    before = {path: path.read_bytes() for path in original.rglob("*") if path.is_file()}
+    for out in (original, original / "again", original.parent):
+        result = run_cli([f"{PKG}.reproduce", str(original), "--out", str(out)], reference, check=False)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: --out {out} overlaps the run being checked ({original}); expected a folder outside it (pass --out)"
+        ]
+    assert {path: path.read_bytes() for path in original.rglob("*") if path.is_file()} == before
 
 
 def test_env_command_prints_the_record(reference: Path) -> None:

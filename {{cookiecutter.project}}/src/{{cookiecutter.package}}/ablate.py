@@ -64,6 +64,19 @@ DEFAULT_METRICS = {
     "simclr": "knn/acc",  # kNN accuracy of the frozen encoder: the standard self-supervised monitor
 {%- endif %}
 }
+# Every key of a model's metrics.json (tests/test_train_e2e.py checks them against real runs): --metric
+# is checked against these before anything trains, not after the whole sweep.
+METRICS = {
+{%- if cookiecutter.__transformer %}
+    "transformer": ("val/loss", "val/bpc", "val/acc", "model/params", "model/gflops"),
+{%- endif %}
+{%- if cookiecutter.__vit %}
+    "vit": ("test/loss", "test/acc", "model/params", "model/gflops"),
+{%- endif %}
+{%- if cookiecutter.__simclr %}
+    "simclr": ("knn/acc", "probe/acc", "model/params", "model/gflops"),
+{%- endif %}
+}
 # Five seeds: a paired t-test at alpha 0.05 then rejects at |t| > 2.78 (4 degrees of freedom); with three
 # seeds it needs |t| > 4.30, i.e. a difference far larger relative to the seed noise.
 DEFAULT_SEEDS = 5
@@ -230,6 +243,12 @@ def resolve(
         if model not in DEFAULT_METRICS:
             raise AblationError(f"model {model} has no default metric in ablate.DEFAULT_METRICS; pass --metric <name>")
         metrics = (DEFAULT_METRICS[model],)
+    for metric in metrics:
+        if model in METRICS and metric not in METRICS[model]:
+            raise AblationError(
+                f"--metric {metric} is not in the metrics.json of model {model}; expected one of: "
+                + ", ".join(METRICS[model])
+            )
     baseline_name = None
     if baseline is not None:
         match = [v.name for v in chosen if baseline in (v.name, v.short)]
@@ -269,6 +288,36 @@ def _list(runs: set[tuple[str, int]] | list[tuple[str, int]], limit: int = 4) ->
     return ", ".join(shown[:limit]) + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
 
 
+def changed_runs(ablation: Ablation, kept: set[tuple[str, int]]) -> list[str]:
+    """The kept runs whose config.yaml is not what this ablation would train now, each with the keys.
+
+    Reusing such a run would compare runs of different settings under one table: the overrides given
+    now (trainer.lr=..., say) must be the ones the kept runs were trained with.
+    """
+    from omegaconf import OmegaConf
+
+    from .pipeline import compose
+    from .repro.rundir import diff_configs, format_diff
+
+    overrides = [o for o in ablation.overrides if not o.startswith(("hydra/", "hydra."))]  # launchers: no effect
+    changed = []
+    for variant in ablation.variants:
+        for seed in ablation.seeds:
+            if (variant.name, seed) not in kept:
+                continue
+            path = ablation.root / variant.name / f"seed_{seed}" / "config.yaml"
+            cfg = compose([*overrides, f"ablation={variant.option}", f"seed={seed}"])
+            now = OmegaConf.to_container(cfg, resolve=True)
+            if not path.is_file():
+                changed.append(f"{variant.name}/seed_{seed} (no config.yaml)")
+                continue
+            # variant_keys is filled in by the training command itself; the variant's name already differs
+            differences = {k: v for k, v in diff_configs(_yaml(path), now).items() if not k.startswith("variant_keys")}
+            if differences:
+                changed.append(f"{variant.name}/seed_{seed} ({format_diff(differences)})")
+    return changed
+
+
 def plan(ablation: Ablation, *, keep_finished: bool = False) -> list[tuple[tuple[Variant, ...], tuple[int, ...]]]:
     """The sweeps to launch, as (variants, seeds) products covering every run still to train.
 
@@ -294,6 +343,14 @@ def plan(ablation: Ablation, *, keep_finished: bool = False) -> list[tuple[tuple
             f"{ablation.root} already holds finished runs of this ablation ({_list(done)}); pass --keep-finished "
             "to reuse them, or run.overwrite=true to train them again"
         )
+    if done and not overwrite:
+        changed = changed_runs(ablation, done)
+        if changed:
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            raise AblationError(
+                f"--keep-finished would reuse runs trained with another config: {changed[0]}{more}; pass the "
+                "overrides they were trained with, or run.overwrite=true to train them again"
+            )
     missing: dict[tuple[int, ...], list[Variant]] = {}
     for variant in ablation.variants:
         seeds = tuple(s for s in ablation.seeds if overwrite or (variant.name, s) not in done)

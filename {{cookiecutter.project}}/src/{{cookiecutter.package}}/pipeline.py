@@ -89,6 +89,9 @@ class Params:
             raise PipelineError(f"{path}: seeds={seeds!r}; expected a list of integers such as [0, 1, 2]")
         if len(set(seeds)) != len(seeds):
             raise PipelineError(f"{path}: seeds={seeds!r} repeats a seed; expected distinct seeds")
+        trainers = sorted(p.stem for p in (config_dir() / "trainer").glob("*.yaml"))
+        if raw["trainer"] not in trainers:
+            raise PipelineError(f"{path}: trainer={raw['trainer']!r}; expected one of {trainers} (configs/trainer/)")
         experiments = {}
         for name, plan in (raw["experiments"] or {}).items():
             variants = plan.get("variants") if isinstance(plan, dict) else None

@@ -127,6 +127,12 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
     """
     from .train.run import run_training
 
+    original, rerun_dir = run_dir.resolve(), out.resolve()
+    if rerun_dir == original or original in rerun_dir.parents or rerun_dir in original.parents:
+        # the rerun overwrites `out`: it must never hold, or sit inside, the run it checks
+        raise ReproduceError(
+            f"--out {out} overlaps the run being checked ({run_dir}); expected a folder outside it (pass --out)"
+        )
     config, metrics, environment = load_run(run_dir)
     cfg = typed_config(config)
     cfg.run.dir = str(out)

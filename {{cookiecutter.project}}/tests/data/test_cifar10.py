@@ -272,6 +272,19 @@ def test_corrupt_download_is_rejected(
     assert not (tmp_path / "data" / "raw" / "cifar10" / "cifar-10-python.tar.gz").exists()
 
 
+@pytest.mark.parametrize("damage", ["random bytes", "cut short"])
+def test_a_cached_archive_is_checked_like_a_download(tmp_path: Path, served: dict, damage: str) -> None:
+    """The download error says to put a copy at the archive's path: that copy gets the md5 check too."""
+    raw = tmp_path / "data" / "raw" / "cifar10"
+    raw.mkdir(parents=True)
+    published = Path(cifar10.URL.removeprefix("file://")).read_bytes()
+    bad = b"\x00not a tarball" * 64 if damage == "random bytes" else published[: len(published) // 2]
+    (raw / "cifar-10-python.tar.gz").write_bytes(bad)
+    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz is not the published CIFAR-10 archive: md5 \w{32}"):
+        prepare(CIFAR10Config(root=str(tmp_path / "data")))
+    assert not (raw / cifar10.BATCH_DIR).exists()
+
+
 def test_corrupt_extracted_batch_is_rejected_before_unpickling(tmp_path: Path, served: dict[str, np.ndarray]) -> None:
     cfg = CIFAR10Config(root=str(tmp_path / "data"))
     prepare(cfg)

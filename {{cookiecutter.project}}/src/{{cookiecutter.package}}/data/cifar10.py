@@ -262,6 +262,13 @@ def fetch(raw_dir: Path) -> None:
     if not archive.is_file():
         log.info("downloading %s", URL)
         download(URL, archive, ARCHIVE_MD5, algorithm="md5")  # the publisher lists md5 only
+    else:  # a cached or hand-placed copy gets the same check as a download
+        actual = file_hash(archive, "md5")
+        if actual != ARCHIVE_MD5:
+            raise DataError(
+                f"{archive} is not the published CIFAR-10 archive: md5 {actual}, expected {ARCHIVE_MD5}; "
+                f"delete it to download it again, or put the published file there"
+            )
     log.info("extracting %s", archive)
     with tempfile.TemporaryDirectory(dir=raw_dir) as tmp, tarfile.open(archive, "r:gz") as tar:
         if hasattr(tarfile, "data_filter"):  # refuses links and paths outside `tmp` (Python >= 3.10.12)

@@ -49,7 +49,8 @@ def cutmix_or_mixup(
     device = images.device
     draw, lam, centre_y, centre_x, kind = torch.rand(5, B, generator=generator, device=device)
     lam = torch.where(draw < prob, lam, torch.ones_like(lam))
-    partner = torch.arange(B - 1, -1, -1, device=device)  # (B,) reversed order: nobody is paired with itself
+    # (B,) reversed order, timm's pairing: only the middle image of an odd batch is its own partner (unmixed)
+    partner = torch.arange(B - 1, -1, -1, device=device)
     other = images[partner]
 
     # CutMix: a box of sides sqrt(1 - lam) * (H, W) around the centre, rounded to pixel edges.
