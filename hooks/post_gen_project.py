@@ -90,6 +90,8 @@ def configure_dvc(root: Path) -> None:
     until `git init` runs (or `dvc config --local core.no_scm true` opts out of git).
     """
     url = dvc_remote_url(str(CONTEXT["dvc_remote"]).strip())
+    if any(c in url for c in "#,") or url != url.strip():
+        url = f'"{url}"'  # as `dvc remote add` writes it: bare, configobj cuts at # and splits at commas
     config = f"[core]\n    remote = {DVC_REMOTE}\n['remote \"{DVC_REMOTE}\"']\n    url = {url}\n"
     (root / ".dvc" / "config").write_text(config, encoding="utf-8")
 
@@ -142,11 +144,10 @@ def next_steps(root: Path, committed: bool) -> str:
         "Next:",
         f"  cd {root.name}",
         '  python -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"',
-        "  pre-commit install",
-        f"  python -m {package}.train experiment={experiment} trainer=smoke",
     ]
-    if not committed:
+    if not committed:  # pre-commit and DVC both need the repository
         lines.append("  git init && git add -A && git commit -m 'Initial commit'")
+    lines += ["  pre-commit install", f"  python -m {package}.train experiment={experiment} trainer=smoke"]
     lines.append("  dvc repro          # the whole smoke pipeline: prepare -> train -> compare (docs/pipeline.md)")
     return "\n".join(lines)
 

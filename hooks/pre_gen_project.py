@@ -26,12 +26,13 @@ DVC_SCHEMES = ("s3", "gs", "azure", "ssh", "hdfs", "webhdfs", "http", "https", "
 # Import names that would shadow a dependency of the generated project.
 DEPENDENCY_NAMES = {"torch", "torchvision", "hydra", "omegaconf", "dvc", "wandb", "scipy", "numpy", "pandas"}
 DEPENDENCY_NAMES |= {"matplotlib", "rich", "pytest", "tests", "test", "src", "configs", "submitit", "timm"}
+DEPENDENCY_NAMES |= {"yaml", "helpers", "conftest"}  # PyYAML; the generated tests' own modules (tests/ is on the path)
 
 # What cookiecutter.json derives `project` to when project_name slugifies to nothing: an empty slug
 # would make cookiecutter fail with "directory already exists" before this hook could explain.
 EMPTY_SLUG = "invalid-empty-name"
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")  # git drops < and > from an address
 
 
 def shown(value: object) -> str:
@@ -88,8 +89,11 @@ def validate(ctx: dict) -> list[str]:
             "expected a project-specific name such as 'my_paper'"
         )
 
-    if not str(ctx.get("author", "")).strip():
+    author = str(ctx.get("author", "")).strip()
+    if not author:
         errors.append("author='' is empty; expected your name (it goes into LICENSE and CITATION.cff)")
+    elif not any(c.isalnum() for c in author):  # git refuses such a name for the first commit
+        errors.append(f"author={shown(author)} has no letters or digits; expected your name")
     email = str(ctx.get("email", ""))
     if not EMAIL_RE.match(email):
         errors.append(f"email={shown(email)} is not an email address; expected 'name@domain.tld'")
@@ -126,6 +130,8 @@ def validate(ctx: dict) -> list[str]:
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", remote)
     if not remote:
         errors.append("dvc_remote='' is empty; expected a directory path or a DVC URL such as s3://bucket/path")
+    elif any(c in remote for c in '"\n\r'):  # .dvc/config holds it in double quotes
+        errors.append(f"dvc_remote={shown(remote)} contains a double quote or a line break; expected a path or URL")
     elif scheme and scheme.group(1).lower() not in DVC_SCHEMES:
         errors.append(
             f"dvc_remote={shown(remote)} uses an unknown scheme; expected a directory path or one of "

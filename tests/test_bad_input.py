@@ -17,12 +17,17 @@ CASES = [
     (["package=MyPkg"], "package='MyPkg' has uppercase letters"),
     (["package=json"], "package='json' would shadow the standard-library or dependency module"),
     (["package=torch"], "package='torch' would shadow"),
+    (["package=yaml"], "package='yaml' would shadow"),
+    (["package=helpers"], "package='helpers' would shadow"),
     (["project=my paper"], "project='my paper' is not a valid slug"),
     (["project=My-Paper"], "project='My-Paper' is not a valid slug"),
     (["include_simclr=no", "include_vit=no", "include_transformer=no"], "switch every baseline off"),
     (["email=ada.example.org"], "email='ada.example.org' is not an email address"),
     (["email="], "email='' is not an email address"),
     (["author= "], "author='' is empty"),
+    (["author=."], "author='.' has no letters or digits"),
+    (["email=ada<x>@example.org"], "email='ada<x>@example.org' is not an email address"),
+    (['dvc_remote=../a"b'], "dvc_remote='../a\"b' contains a double quote"),
     (["python_version=3.9"], "python_version='3.9' is not supported; expected one of 3.10, 3.11, 3.12"),
     (["python_version=3.13"], "python_version='3.13' is not supported"),
     (["license=GPL"], "license='GPL' is not supported; expected one of MIT, Apache-2.0, BSD-3-Clause, none"),
@@ -62,3 +67,19 @@ def test_several_problems_are_all_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize("remote", ["/srv/dvc-store", "../store", "s3://bucket/path", "ssh://host/dir", "gs://b/p"])
 def test_valid_remotes_accepted(bake, remote: str) -> None:
     assert bake(dvc_remote=remote).exists()
+
+
+@pytest.mark.parametrize("init_git", ["no", "yes"])
+def test_the_printed_next_steps_run_in_order(tmp_path: Path, init_git: str) -> None:
+    """pre-commit install needs a git repository: without init_git, `git init` comes first."""
+    result = run(
+        [PYTHON, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(ROOT), f"init_git={init_git}"],
+        cwd=tmp_path,
+    )
+    steps = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert steps[0] == "cd my-paper" and steps[-1].startswith("dvc repro")
+    install = steps.index("pre-commit install")
+    if init_git == "no":
+        assert steps.index("git init && git add -A && git commit -m 'Initial commit'") < install
+    else:
+        assert not any(step.startswith("git init") for step in steps)

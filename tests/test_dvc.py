@@ -29,6 +29,7 @@ from conftest import BIN, PYTHON, Baker, run, tool
 
 DVC = tool("dvc")
 REMOTES = ["../my-paper-dvc-storage", "./store", "/srv/dvc-store", "~/dvc-store", "s3://bucket/path", "ssh://host/dir"]
+REMOTES += ["../store#1,b"]  # characters DVC's config format would cut or split unless quoted
 GIT_IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.org"]
 EXPERIMENT, MODEL, DATASET = "transformer_shakespeare", "transformer", "shakespeare_synthetic"
 

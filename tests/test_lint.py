@@ -13,6 +13,8 @@ COMBINATIONS = {
     "images-no-tracker": {"include_transformer": "no", "tracker": "none"},
     "python-3.10": {"python_version": "3.10", "license": "none", "ci": "gitlab"},
     "python-3.12-no-ci": {"python_version": "3.12", "ci": "none", "license": "Apache-2.0"},
+    # a package name that sorts before the tests' `helpers` module (import order must not depend on it)
+    "unicode-name": {"project_name": "Æther Lab", "author": "김연구", "include_simclr": "no"},
 }
 
 

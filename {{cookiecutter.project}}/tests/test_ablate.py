@@ -12,7 +12,6 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from helpers import PROJECT_ROOT, run_cli
 from {{ cookiecutter.package }}.ablate import (
     CONFIG_DIR,
     DEFAULT_SEEDS,
@@ -26,6 +25,8 @@ from {{ cookiecutter.package }}.ablate import (
     variants_of,
 )
 from {{ cookiecutter.package }}.pipeline import compose
+
+from helpers import PROJECT_ROOT, run_cli
 
 PKG = "{{ cookiecutter.package }}"
 # experiment, its model, and the metric an ablation of it is judged on by default

@@ -18,9 +18,10 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from helpers import PROJECT_ROOT
 from {{ cookiecutter.package }} import pipeline
 from {{ cookiecutter.package }}.data.prepare import dataset_module
+
+from helpers import PROJECT_ROOT
 
 pytest.importorskip("dvc")
 networkx = pytest.importorskip("networkx")  # a DVC dependency

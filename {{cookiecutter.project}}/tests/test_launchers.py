@@ -10,8 +10,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from helpers import PROJECT_ROOT
 from {{ cookiecutter.package }}.config import TrainerConfig, register_configs
+
+from helpers import PROJECT_ROOT
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra")
 

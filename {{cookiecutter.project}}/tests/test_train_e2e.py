@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
 from {{ cookiecutter.package }}.ablate import METRICS, model_of
+
+from helpers import run_cli
 
 PKG = "{{ cookiecutter.package }}"
 # experiment, a held-out accuracy and its chance level, and the most the final training loss may be as a

@@ -26,8 +26,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from helpers import PROJECT_ROOT, run_cli
 from {{ cookiecutter.package }}.config import register_configs
+
+from helpers import PROJECT_ROOT, run_cli
 
 DOC = PROJECT_ROOT / "docs" / "walkthrough.md"
 # Pages whose `file` and `file::name` references must exist (commands are taken from DOC only).

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from helpers import run_cli
 from {{ cookiecutter.package }}.tracking import Tracker, wandb_mode, wandb_run_id
+
+from helpers import run_cli
 
 pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2

@@ -13,7 +13,6 @@ import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from helpers import PROJECT_ROOT
 from {{ cookiecutter.package }}.config import register_configs
 from {{ cookiecutter.package }}.repro.rundir import RunDirError
 from {{ cookiecutter.package }}.tasks import build_task
@@ -28,6 +27,8 @@ from {{ cookiecutter.package }}.train.distributed import (
     shard,
     shutdown,
 )
+
+from helpers import PROJECT_ROOT
 
 
 def refuse() -> None:

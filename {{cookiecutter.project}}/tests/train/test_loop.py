@@ -8,13 +8,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import RegressionTask, tiny_config
 from {{ cookiecutter.package }}.config import TrainConfig
 from {{ cookiecutter.package }}.repro.rundir import RunDir
 from {{ cookiecutter.package }}.repro.seeding import seed_everything
 from {{ cookiecutter.package }}.tracking import Tracker
 from {{ cookiecutter.package }}.train.distributed import DistInfo
 from {{ cookiecutter.package }}.train.loop import epoch_order, fit, layer_of, steps_per_epoch
+
+from helpers import RegressionTask, tiny_config
 
 
 class Crash(Exception):
