@@ -305,9 +305,10 @@ def main() -> None:
         "results": results,
     }
     stem = args.name or "speed_" + re.sub(r"[^a-z0-9]+", "_", (name if device.type == "cuda" else "cpu").lower())
+    text = markdown(report)
     atomic_write_json(RESULTS / f"{stem}.json", report)
-    atomic_write_text(RESULTS / f"{stem}.md", markdown(report))
-    print(markdown(report))
+    atomic_write_text(RESULTS / f"{stem}.md", text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import {{ cookiecutter.package }}
-from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, code_dir, collect_environment
+from {{ cookiecutter.package }}.repro.environment import ENV_ALLOWLIST, collect_environment, git_info
 
 KEYS = {
     "command",
@@ -106,8 +106,12 @@ def test_git_is_asked_where_the_code_is(tmp_path: Path, monkeypatch: pytest.Monk
     """The package's own source when it is in a work tree (an editable install), whatever the cwd."""
     monkeypatch.chdir(tmp_path)  # not a repository
     package = Path({{ cookiecutter.package }}.__file__).resolve().parent
-    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=package, capture_output=True, text=True)
-    assert code_dir() == (package if inside.stdout.strip() == "true" else tmp_path)
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=package, capture_output=True, text=True)
+    info, _ = git_info()
+    if top.returncode == 0:
+        assert info["available"] is True and info["root"] == top.stdout.strip()
+    else:
+        assert info == {"available": False, "reason": f"{tmp_path} is not inside a git repository"}
 
 
 def test_data_inputs_are_hashed(tmp_path: Path) -> None:

@@ -73,27 +73,23 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
 MAX_UNTRACKED = 50
 
 
-def code_dir() -> Path:
-    """Where git is asked by default: this package's source when it sits in a work tree, else the cwd.
-
-    An editable install runs the project's own files wherever the command starts; a plain install has
-    no work tree of its own, and the directory the command runs in is the best guess left.
-    """
-    package = Path(__file__).resolve().parents[1]
-    inside = _run(["git", "rev-parse", "--is-inside-work-tree"], package) if shutil.which("git") else None
-    return package if (inside or "").strip() == "true" else Path.cwd()
-
-
 def git_info(cwd: Path | None = None) -> tuple[dict[str, Any], bytes]:
     """Commit, branch, dirty state and untracked files; also the diff against HEAD, as git wrote it.
+
+    `cwd`: where git is asked. By default, this package's source when it sits in a work tree (an
+    editable install runs the project's own files wherever the command starts), else the directory the
+    command runs in (a plain install has no work tree of its own: the best guess left).
 
     The diff stays bytes end to end (saved as git.diff, hashed as is): decoding would fail on files in
     other encodings and would drop the CRs of CRLF files, and `git apply` needs them.
     """
-    cwd = cwd or code_dir()
     if shutil.which("git") is None:
         return {"available": False, "reason": "git is not installed"}, b""
-    top = _run(["git", "rev-parse", "--show-toplevel"], cwd)
+    places = [cwd] if cwd else [Path(__file__).resolve().parents[1], Path.cwd()]
+    for cwd in places:
+        top = _run(["git", "rev-parse", "--show-toplevel"], cwd)
+        if top is not None:
+            break
     if top is None:
         return {"available": False, "reason": f"{cwd} is not inside a git repository"}, b""
     commit = (_run(["git", "rev-parse", "HEAD"], cwd) or "").strip() or None
@@ -237,7 +233,7 @@ def collect_environment(
 ) -> tuple[dict[str, Any], bytes]:
     """The environment record and the git diff (saved beside it as git.diff when the tree is dirty).
 
-    `cwd`: where git is asked (default: the package's source, see `code_dir`) and DVC paths are resolved.
+    `cwd`: where git is asked (default: see `git_info`) and DVC paths are resolved.
     """
     git, diff = git_info(cwd)
     record = {
