@@ -202,7 +202,8 @@ def _pair_table(metric: str, section: dict[str, Any], correction: str, alpha: fl
     family = sum(pair["t_test"]["p"] is not None for pair in section["pairs"])
     untested = len(section["pairs"]) - family
     table.notes.append(
-        f"p ({short}): the t-test's p adjusted by {method} over the {family} pairs of {metric} with a t-test"
+        f"p ({short}): the t-test's p adjusted by {method} over the {family} pair{'s' * (family != 1)} of {metric} "
+        "with a t-test"
         + (f" ({untested} without one: no spread in their differences)" if untested else "")
         + f"; * marks p ({short}) < {alpha:g}. Differences are a - b over the same seeds."
     )
