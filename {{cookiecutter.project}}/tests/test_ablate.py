@@ -155,6 +155,9 @@ def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_
     faster = resolve([*overrides, "trainer.lr=0.5"], variants=f"{a},{b}", seeds="3")
     with pytest.raises(AblationError, match=rf"another config: {a}/seed_0 \(trainer.lr: .* -> 0.5\) and 5 more"):
         plan(faster, keep_finished=True)
+    typo = resolve([*overrides, "trainer.learning_rate=0.5"], variants=f"{a},{b}", seeds="3")
+    with pytest.raises(AblationError, match=r"^the overrides do not compose: .*trainer.learning_rate[^\n]*$"):
+        plan(typo, keep_finished=True)
     (root / b / "seed_2" / "config.yaml").unlink()
     with pytest.raises(AblationError, match=rf"another config: {b}/seed_2 \(no config.yaml\);"):
         plan(ablation, keep_finished=True)

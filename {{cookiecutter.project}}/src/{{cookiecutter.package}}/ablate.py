@@ -294,7 +294,9 @@ def changed_runs(ablation: Ablation, kept: set[tuple[str, int]]) -> list[str]:
     Reusing such a run would compare runs of different settings under one table: the overrides given
     now (trainer.lr=..., say) must be the ones the kept runs were trained with.
     """
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from .pipeline import compose
     from .repro.rundir import diff_configs, format_diff
@@ -306,11 +308,14 @@ def changed_runs(ablation: Ablation, kept: set[tuple[str, int]]) -> list[str]:
             if (variant.name, seed) not in kept:
                 continue
             path = ablation.root / variant.name / f"seed_{seed}" / "config.yaml"
-            cfg = compose([*overrides, f"ablation={variant.option}", f"seed={seed}"])
-            now = OmegaConf.to_container(cfg, resolve=True)
             if not path.is_file():
                 changed.append(f"{variant.name}/seed_{seed} (no config.yaml)")
                 continue
+            try:
+                cfg = compose([*overrides, f"ablation={variant.option}", f"seed={seed}"])
+                now = OmegaConf.to_container(cfg, resolve=True)
+            except (HydraException, OmegaConfBaseException) as err:  # a typo'd key or value, as training would say
+                raise AblationError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
             # variant_keys is filled in by the training command itself; the variant's name already differs
             differences = {k: v for k, v in diff_configs(_yaml(path), now).items() if not k.startswith("variant_keys")}
             if differences:
