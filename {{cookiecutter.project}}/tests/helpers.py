@@ -91,3 +91,13 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"`{' '.join(args)}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def find_run(runs_dir: Path, experiment: str, variant: str = "full", seed: int = 0) -> Path:
+    """The one run directory `<runs_dir>/<experiment>/<variant>-<digest>/seed_<seed>` (repro/rundir.py).
+
+    Tests that train a single setting of a variant find its folder here instead of computing the digest.
+    """
+    found = sorted((Path(runs_dir) / experiment).glob(f"{variant}-*/seed_{seed}"))
+    assert len(found) == 1, f"expected one run of {experiment}/{variant}/seed_{seed}, found {found}"
+    return found[0]

@@ -9,13 +9,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-import yaml
-from omegaconf import OmegaConf
 
 from {{ cookiecutter.package }}.ablate import (
-    CONFIG_DIR,
     DEFAULT_SEEDS,
-    Ablation,
     AblationError,
     main,
     parse_seeds,
@@ -24,9 +20,9 @@ from {{ cookiecutter.package }}.ablate import (
     sweep_command,
     variants_of,
 )
-from {{ cookiecutter.package }}.pipeline import compose
+from {{ cookiecutter.package }}.config import CONFIG_DIR, run_dir_of
 
-from helpers import PROJECT_ROOT, run_cli
+from helpers import PROJECT_ROOT, find_run, run_cli
 
 PKG = "{{ cookiecutter.package }}"
 # experiment, its model, and the metric an ablation of it is judged on by default
@@ -53,18 +49,10 @@ SMOKE_VARIANTS = ("full", "weak_aug")
 {%- endif %}
 
 
-def write_finished(root: Path, variant: str, seed: int, config: dict | None = None) -> None:
-    """What marks a run finished for the planner: its metrics.json; and the config.yaml it ran with."""
-    (root / variant / f"seed_{seed}").mkdir(parents=True)
-    if config is not None:
-        (root / variant / f"seed_{seed}" / "config.yaml").write_text(yaml.safe_dump(config))
-    (root / variant / f"seed_{seed}" / "metrics.json").write_text("{}")
-
-
-def config_of(ablation: Ablation, variant: str, seed: int) -> dict:
-    """The config a run of this ablation is trained with, as the training command writes it."""
-    option = next(v.option for v in ablation.variants if v.name == variant)
-    return OmegaConf.to_container(compose([*ablation.overrides, f"ablation={option}", f"seed={seed}"]), resolve=True)
+def write_finished(run_dir: Path) -> None:
+    """What marks a run finished for the planner: its metrics.json."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text("{}")
 
 
 @pytest.mark.parametrize(("experiment", "model", "metric"), EXPERIMENTS, ids=[e[0] for e in EXPERIMENTS])
@@ -108,9 +96,9 @@ def test_fewer_than_two_distinct_seeds_are_refused(text: str) -> None:
         parse_seeds(text)
 
 
-def test_the_sweep_is_one_multirun_of_variants_times_seeds_with_every_override() -> None:
+def test_the_sweep_is_one_multirun_of_variants_times_seeds_with_every_override(tmp_path: Path) -> None:
     ablation = resolve(
-        [f"experiment={EXPERIMENT}", "trainer=smoke", "trainer.lr=0.01"],
+        [f"experiment={EXPERIMENT}", "trainer=smoke", "trainer.lr=0.01", f"paths.runs_dir={tmp_path}"],
         variants=",".join(SMOKE_VARIANTS),
         seeds="0,1,4",
         launcher="slurm",
@@ -122,49 +110,41 @@ def test_the_sweep_is_one_multirun_of_variants_times_seeds_with_every_override()
         f"experiment={EXPERIMENT}",
         "trainer=smoke",
         "trainer.lr=0.01",
+        f"paths.runs_dir={tmp_path}",
         "hydra/launcher=slurm",
         f"ablation={MODEL}_{SMOKE_VARIANTS[0]},{MODEL}_{SMOKE_VARIANTS[1]}",
         "seed=0,1,4",
     ]
 
 
-def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_path: Path) -> None:
+def test_finished_runs_of_the_same_config_are_kept_and_only_missing_runs_train(tmp_path: Path) -> None:
     overrides = [f"experiment={EXPERIMENT}", f"paths.runs_dir={tmp_path}"]
     a, b = SMOKE_VARIANTS
     ablation = resolve(overrides, variants=f"{a},{b}", seeds="3")
-    root = tmp_path / EXPERIMENT
-    assert ablation.root == root
+    va = ablation.variants[0]
+    assert ablation.root == tmp_path / EXPERIMENT
     assert [(tuple(v.name for v in vs), s) for vs, s in plan(ablation)] == [((a, b), (0, 1, 2))]
+    # Each variant's folder is the one its training run will claim (repro/rundir.py's rule, not a copy of it).
+    for variant in ablation.variants:
+        assert ablation.run_dir(variant, 1) == run_dir_of([*overrides, f"ablation={variant.option}", "seed=1"])
+        assert variant.setting.startswith(f"{variant.name}-")
 
-    write_finished(root, a, 0, config_of(ablation, a, 0))
-    write_finished(root, a, 1, config_of(ablation, a, 1))
-    with pytest.raises(AblationError, match=f"{a}/seed_0, {a}/seed_1.*--keep-finished"):
-        plan(ablation)
-    # keep: only the missing runs, grouped into as few products as possible
-    kept = [(tuple(v.name for v in vs), s) for vs, s in plan(ablation, keep_finished=True)]
-    assert kept == [((a,), (2,)), ((b,), (0, 1, 2))]
+    write_finished(ablation.run_dir(va, 0))
+    write_finished(ablation.run_dir(va, 1))
+    # the missing runs only, grouped into as few products as possible
+    assert [(tuple(v.name for v in vs), s) for vs, s in plan(ablation)] == [((a,), (2,)), ((b,), (0, 1, 2))]
     retrain = resolve([*overrides, "run.overwrite=true"], variants=f"{a},{b}", seeds="3")
     assert [(tuple(v.name for v in vs), s) for vs, s in plan(retrain)] == [((a, b), (0, 1, 2))]
 
-    for seed in (0, 1, 2):
-        write_finished(root, b, seed, config_of(ablation, b, seed))
-    write_finished(root, a, 2, config_of(ablation, a, 2))
-    assert plan(ablation, keep_finished=True) == []  # all done: straight to the comparison
-
-    # Reusing runs is only right for the settings they were trained with.
+    # Other settings are other folders: nothing finished is reused for them, nothing is refused.
     faster = resolve([*overrides, "trainer.lr=0.5"], variants=f"{a},{b}", seeds="3")
-    with pytest.raises(AblationError, match=rf"another config: {a}/seed_0 \(trainer.lr: .* -> 0.5\) and 5 more"):
-        plan(faster, keep_finished=True)
-    typo = resolve([*overrides, "trainer.learning_rate=0.5"], variants=f"{a},{b}", seeds="3")
+    assert {v.setting for v in faster.variants}.isdisjoint(v.setting for v in ablation.variants)
+    assert [(tuple(v.name for v in vs), s) for vs, s in plan(faster)] == [((a, b), (0, 1, 2))]
+    # Runs of other commands in the same folder (a README run, a sweep over trainer.lr) change nothing.
+    write_finished(tmp_path / EXPERIMENT / "other-0123abcd" / "seed_0")
+    assert [(tuple(v.name for v in vs), s) for vs, s in plan(ablation)] == [((a,), (2,)), ((b,), (0, 1, 2))]
     with pytest.raises(AblationError, match=r"^the overrides do not compose: .*trainer.learning_rate[^\n]*$"):
-        plan(typo, keep_finished=True)
-    (root / b / "seed_2" / "config.yaml").unlink()
-    with pytest.raises(AblationError, match=rf"another config: {b}/seed_2 \(no config.yaml\);"):
-        plan(ablation, keep_finished=True)
-
-    write_finished(root, "other", 0)  # compare reads the whole folder: a foreign run would join the table
-    with pytest.raises(AblationError, match="outside this ablation \\(other/seed_0\\)"):
-        plan(ablation, keep_finished=True)
+        resolve([*overrides, "trainer.learning_rate=0.5"], variants=f"{a},{b}", seeds="3")
 
 
 @pytest.mark.parametrize(
@@ -180,6 +160,7 @@ def test_finished_runs_are_refused_kept_or_retrained_and_strays_are_refused(tmp_
         ([f"experiment={EXPERIMENT}", "--baseline", "nope"], "--baseline nope is not one of the chosen variants"),
         ([f"experiment={EXPERIMENT}", "--launcher", "slurm", "hydra/launcher=slurm"], "both given"),
         ([f"experiment={EXPERIMENT}", "--metric", "val/losss"], "--metric val/losss is not in the metrics.json"),
+        ([f"experiment={EXPERIMENT}", "run.name=mine"], "run.name= would put every variant and seed into one folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(
@@ -234,19 +215,19 @@ def test_one_command_trains_every_variant_and_seed_then_writes_the_comparison(tm
     assert [(p["a"], p["b"]) for p in report["pairs"]] == [(SMOKE_VARIANTS[1], "full")]
     for variant in SMOKE_VARIANTS:
         for seed in (0, 1):
-            metrics = json.loads((root / variant / f"seed_{seed}" / "metrics.json").read_text())
+            metrics = json.loads((find_run(tmp_path / "runs", EXPERIMENT, variant, seed) / "metrics.json").read_text())
             assert report["variants"][variant]["values"][str(seed)] == metrics[METRIC]
     assert f"$ python -m {PKG}.train -m experiment={EXPERIMENT}" in result.stdout
     assert "paired tests" in result.stdout and SMOKE_VARIANTS[1] in result.stdout  # the printed tables
 
-    # The same command again refuses to overwrite; with --keep-finished it only compares, training nothing.
-    again = run_cli(args, tmp_path, check=False)
-    assert again.returncode == 2 and "--keep-finished" in again.stderr
-    stamp = (root / "full" / "seed_0" / "metrics.json").stat().st_mtime_ns
-    kept = run_cli([*args, "--keep-finished"], tmp_path)
-    assert "$ python" not in kept.stdout and "paired tests" in kept.stdout
-    assert (root / "full" / "seed_0" / "metrics.json").stat().st_mtime_ns == stamp
-    # Other settings with --keep-finished would put old runs in a table of new ones: refused, nothing trained.
-    other = run_cli([*args[:4], "trainer.lr=1e-5", *args[4:], "--keep-finished"], tmp_path, check=False)
-    assert other.returncode == 2 and "trained with another config" in other.stderr and "trainer.lr" in other.stderr
-    assert "$ python" not in other.stdout
+    # The same command again finds every run finished: it trains nothing and compares the same runs.
+    metrics = find_run(tmp_path / "runs", EXPERIMENT) / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    again = run_cli(args, tmp_path)
+    assert "$ python" not in again.stdout and "paired tests" in again.stdout
+    assert metrics.stat().st_mtime_ns == stamp
+    assert json.loads((root / "comparison.json").read_text())["variants"] == report["variants"]
+    # Other settings are other runs: the whole sweep is planned again, the finished runs stay untouched.
+    other = run_cli([*args[:4], "trainer.lr=1e-5", *args[4:], "--dry-run"], tmp_path)
+    assert other.stdout.strip().startswith(f"python -m {PKG}.train -m experiment={EXPERIMENT}")
+    assert "trainer.lr=1e-5" in other.stdout and metrics.stat().st_mtime_ns == stamp

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import find_run, run_cli
 
 PKG = "{{ cookiecutter.package }}"
 EXPERIMENTS = [
@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
 
 def run_dir(cwd: Path, experiment: str) -> Path:
-    return cwd / "runs" / experiment / "full" / "seed_0"
+    return find_run(cwd / "runs", experiment)
 
 
 def train_losses(run: Path) -> list[float]:

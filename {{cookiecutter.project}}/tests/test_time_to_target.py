@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import PROJECT_ROOT, run_cli
+from helpers import PROJECT_ROOT, find_run, run_cli
 
 SCRIPT = PROJECT_ROOT / "benchmarks" / "time_to_target.py"
 spec = importlib.util.spec_from_file_location("time_to_target", SCRIPT)
@@ -124,7 +124,7 @@ def test_an_unknown_metric_names_the_evaluated_ones(tmp_path: Path) -> None:
 def test_a_real_smoke_run(tmp_path: Path) -> None:
     overrides = [f"experiment={EXPERIMENT}", "trainer=smoke", "tracker=none", f"paths.runs_dir={tmp_path / 'runs'}"]
     run_cli(["{{ cookiecutter.package }}.train", *overrides, f"paths.data_dir={tmp_path / 'data'}"], tmp_path)
-    run = tmp_path / "runs" / EXPERIMENT / "full" / "seed_0"
+    run = find_run(tmp_path / "runs", EXPERIMENT)
     first = json.loads((run / "timing.json").read_text())["evaluations"][0][TARGET.metric]
     command = [sys.executable, str(SCRIPT), str(run), "--out", str(tmp_path / "out")]
     result = subprocess.run(

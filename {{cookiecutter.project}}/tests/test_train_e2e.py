@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package }}.ablate import METRICS, model_of
+from {{ cookiecutter.package }}.config import run_dir_of
 
 from helpers import run_cli
 
@@ -54,8 +55,10 @@ def train(
     return run_cli([f"{PKG}.train", "trainer=smoke", "tracker=none", *overrides], cwd, env=env, check=check)
 
 
-def run_dir(cwd: Path, experiment: str, seed: int = 0, variant: str = "full") -> Path:
-    return cwd / "runs" / experiment / variant / f"seed_{seed}"
+def run_dir(cwd: Path, experiment: str, seed: int = 0, *overrides: str) -> Path:
+    """Where `train(cwd, experiment=..., seed=..., *overrides)` writes: the run-identity rule of repro/rundir.py."""
+    command = [f"experiment={experiment}", "trainer=smoke", "tracker=none", f"seed={seed}", *overrides]
+    return cwd / run_dir_of(command)
 
 
 def lines(path: Path) -> list[dict]:
@@ -102,7 +105,7 @@ def test_same_seed_is_byte_identical_other_seed_differs(reference: Path, tmp_pat
     train(tmp_path, f"experiment={experiment}", "seed=1")
     original = (run_dir(reference, experiment) / "metrics.json").read_bytes()
     assert (run_dir(tmp_path, experiment) / "metrics.json").read_bytes() == original
-    assert (run_dir(tmp_path, experiment, seed=1) / "metrics.json").read_bytes() != original
+    assert (run_dir(tmp_path, experiment, 1) / "metrics.json").read_bytes() != original
 
 
 def wait_for(predicate, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -194,11 +197,27 @@ def test_kill_during_checkpoint_write_resumes_byte_identical(reference: Path, tm
     assert not list((run / "checkpoints").glob("*.tmp")), "the half-written file is cleaned up"
 
 
-def test_finished_run_is_refused_then_replaced_on_request(reference: Path) -> None:
-    result = train(reference, f"experiment={FIRST}", check=False)
-    assert result.returncode == 2
-    assert "already holds a finished run" in result.stderr and "run.overwrite=true" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_a_finished_run_is_kept_and_another_config_gets_its_own_folder(reference: Path, tmp_path: Path) -> None:
+    run = run_dir(reference, FIRST)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.rglob("*") if path.is_file()}
+    again = train(reference, f"experiment={FIRST}")  # the same command: the same folder, nothing to train
+    assert "already holds this run, finished: nothing to train" in " ".join((again.stdout + again.stderr).split())
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.rglob("*") if path.is_file()} == before
+
+    other = run_dir(tmp_path, FIRST, 0, "trainer.lr=0.0005")
+    assert other.parent.name != run.parent.name and other.parent.name.split("-")[0] == "full"
+    train(tmp_path, f"experiment={FIRST}", "trainer.lr=5e-4")  # 5e-4 == 0.0005: one config, one folder
+    assert (other / "metrics.json").is_file()
+    assert (other / "metrics.json").read_bytes() != (run / "metrics.json").read_bytes()
+
+    # A name of your own: a different config under it is refused, naming the key; overwrite replaces it.
+    train(tmp_path, f"experiment={FIRST}", "run.name=mine")
+    clash = train(tmp_path, f"experiment={FIRST}", "run.name=mine", "trainer.lr=5e-4", check=False)
+    assert clash.returncode == 2 and len(clash.stderr.strip().splitlines()) == 1
+    assert "holds a finished run of a different config (trainer.lr:" in clash.stderr
+    train(tmp_path, f"experiment={FIRST}", "run.name=mine", "trainer.lr=5e-4", "run.overwrite=true")
+    named = tmp_path / "runs" / FIRST / "mine" / "seed_0"
+    assert (named / "metrics.json").read_bytes() == (other / "metrics.json").read_bytes()
 
 
 def test_config_typo_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
@@ -259,7 +278,7 @@ def test_corrupted_data_is_refused_with_a_clear_message(reference: Path, tmp_pat
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
     assert victim.name in message and "sha256" in message
-    assert not run_dir(tmp_path, FIRST, seed=6).exists()  # refused before the run directory was claimed
+    assert not run_dir(tmp_path, FIRST, 6).exists()  # refused before the run directory was claimed
 
 
 def test_reproduce_reports_match_then_mismatch_after_tampering(reference: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from {{ cookiecutter.package }}.tracking import Tracker, wandb_mode, wandb_run_id
 
-from helpers import run_cli
+from helpers import find_run, run_cli
 
 pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2
@@ -256,10 +256,10 @@ def test_a_smoke_training_run_logs_everything_to_its_offline_run(tmp_path: Path)
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb-home")}
     overrides = [f"experiment={experiment}", "trainer=smoke", "tracker=wandb", f"paths.runs_dir={tmp_path / 'runs'}"]
     run_cli(["{{ cookiecutter.package }}.train", *overrides, f"paths.data_dir={tmp_path / 'data'}"], tmp_path, env)
-    run_dir = tmp_path / "runs" / experiment / variant / "seed_0"
+    run_dir = find_run(tmp_path / "runs", experiment, variant)
     run = read_offline_run(run_dir)
 
-    assert (run.name, run.group, run.exit_code) == (f"{experiment}/{variant}/seed_0", experiment, 0)
+    assert (run.name, run.group, run.exit_code) == (f"{experiment}/{run_dir.parent.name}/seed_0", experiment, 0)
     assert run.config["experiment"] == experiment and run.config["environment"]["seed"]["seed"] == 0
     logged = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():

@@ -7,7 +7,8 @@
 Step 1 is one Hydra multirun, `python -m {{ cookiecutter.package }}.train -m experiment=... ablation=<a>,<b>
 seed=0,1,...`, started as a subprocess exactly as a user would type it (and printed first), so every
 launcher works unchanged: `--launcher slurm` adds `hydra/launcher=slurm` and the same sweep runs as SLURM
-jobs. Step 2 is `compare.compare(runs/<experiment>, ...)`: the tables are printed and comparison.md,
+jobs. Step 2 is `compare.compare(runs/<experiment>, ...)` on exactly the runs of this ablation (its
+settings and seeds, whatever else runs/<experiment>/ holds): the tables are printed and comparison.md,
 .tex, .json and .png are written into runs/<experiment>/. Any other `key=value` is passed to every run.
 
 Defaults: every ablation of the experiment's model (`configs/ablation/<model>_*.yaml`), 5 seeds, and the
@@ -24,10 +25,11 @@ Why the comparison is fair by construction:
   keys (`variant_keys`). `compare` refuses variants whose configs differ in any other key, data.* included,
   and every run verifies its input files against the dataset's manifest before training.
 
-Rerunning the command after an interruption: unfinished runs resume from their checkpoints; finished
-runs are an error (they are never overwritten silently) unless `--keep-finished` reuses them or
-`run.overwrite=true` retrains them. Bad input (unknown experiment or variant, fewer than two seeds)
-stops the command with one line and exit status 2, before anything is trained.
+A run's folder is its config (repro/rundir.py), so a finished run in it is this ablation's run, trained
+with these settings: rerunning the command (after an interruption, or with more seeds or variants) trains
+only what is missing, and unfinished runs resume from their checkpoints. `run.overwrite=true` trains
+every run again. Bad input (unknown experiment or variant, fewer than two seeds, overrides that do not
+compose) stops the command with one line and exit status 2, before anything is trained.
 """
 
 from __future__ import annotations
@@ -45,12 +47,11 @@ import yaml
 from rich.console import Console
 
 from .compare import OUTPUTS, compare
-from .config import PathsConfig
+from .config import CONFIG_DIR, PathsConfig, settings_of
 from .stats.load import ComparisonError
 from .stats.tables import print_report
 
 PACKAGE = "{{ cookiecutter.package }}"
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # src/<package>/ablate.py -> <project>/configs
 
 # The metric an ablation of each model is judged on unless --metric says otherwise: its headline number.
 DEFAULT_METRICS = {
@@ -89,8 +90,9 @@ class AblationError(ValueError):
 @dataclass(frozen=True)
 class Variant:
     option: str  # the config file's name, configs/ablation/<option>.yaml: "simclr_temp0.1"
-    name: str  # its `variant:` key, the folder runs/<experiment>/<name>/: "temp0.1"
+    name: str  # its `variant:` key, the name in the tables: "temp0.1"
     short: str  # the option without the model prefix, as typed after --variants: "temp0.1"
+    setting: str = ""  # its runs' folder under runs/<experiment>/ with this ablation's overrides: "temp0.1-1a2b3c4d"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ class Ablation:
 
     def grid(self) -> set[tuple[str, int]]:
         return {(variant.name, seed) for variant in self.variants for seed in self.seeds}
+
+    def run_dir(self, variant: Variant, seed: int) -> Path:
+        return self.root / variant.setting / f"seed_{seed}"
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -184,8 +189,8 @@ def _select(available: list[Variant], requested: str | None, model: str) -> list
     clashes = sorted({v.name for v in chosen if sum(w.name == v.name for w in chosen) > 1})
     if clashes:
         raise AblationError(
-            f"several ablation files set variant: {', '.join(clashes)}; their runs would share one folder, "
-            "so give each file its own `variant:` name"
+            f"several ablation files set variant: {', '.join(clashes)}; the tables would show one name for "
+            "different variants, so give each file its own `variant:` name"
         )
     return chosen
 
@@ -226,11 +231,15 @@ def resolve(
 
     Raises:
         AblationError: an unknown experiment, variant or baseline, fewer than two variants or seeds, or
-            an override that this command sets itself (ablation=, seed=).
+            an override that this command sets itself (ablation=, seed=), or one that would put every run
+            into one folder (run.name=, run.dir=).
     """
     for key, option in (("ablation", "--variants"), ("seed", "--seeds")):
         if _override(overrides, key) is not None:
             raise AblationError(f"{key}= is what this command sweeps; use {option} instead")
+    for key in ("run.name", "run.dir"):
+        if _override(overrides, key) is not None:
+            raise AblationError(f"{key}= would put every variant and seed into one folder; leave it out")
     if launcher and _override(overrides, "hydra/launcher") is not None:
         raise AblationError(f"--launcher {launcher} and hydra/launcher= are both given; expected one of them")
     experiment = _override(overrides, "experiment")
@@ -260,105 +269,44 @@ def resolve(
         baseline_name = match[0]
     runs_dir = _override(overrides, "paths.runs_dir") or PathsConfig().runs_dir
     extra = [f"hydra/launcher={launcher}"] if launcher else []
+    common = [f"experiment={experiment}", *(o for o in overrides if o != f"experiment={experiment}")]
     return Ablation(
         experiment=experiment,
         model=model,
-        variants=tuple(chosen),
+        variants=tuple(_with_setting(variant, common) for variant in chosen),
         seeds=parse_seeds(seeds),
         metrics=tuple(metrics),
         baseline=baseline_name,
-        overrides=(f"experiment={experiment}", *(o for o in overrides if o != f"experiment={experiment}"), *extra),
+        overrides=(*common, *extra),
         root=Path(runs_dir) / experiment,
     )
 
 
-def finished_runs(root: Path) -> set[tuple[str, int]]:
-    """(variant, seed) of every finished run under runs/<experiment> (metrics.json marks one finished)."""
-    found = set()
-    for metrics in root.glob("*/seed_*/metrics.json"):
-        variant, seed_dir = metrics.parent.parent.name, metrics.parent.name
-        seed = seed_dir.removeprefix("seed_")
-        if not variant.startswith(".") and seed.lstrip("-").isdigit():
-            found.add((variant, int(seed)))
-    return found
-
-
-def _list(runs: set[tuple[str, int]] | list[tuple[str, int]], limit: int = 4) -> str:
-    shown = [f"{variant}/seed_{seed}" for variant, seed in sorted(runs)]
-    return ", ".join(shown[:limit]) + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
-
-
-def changed_runs(ablation: Ablation, kept: set[tuple[str, int]]) -> list[str]:
-    """The kept runs whose config.yaml is not what this ablation would train now, each with the keys.
-
-    Reusing such a run would compare runs of different settings under one table: the overrides given
-    now (trainer.lr=..., say) must be the ones the kept runs were trained with.
-    """
+def _with_setting(variant: Variant, overrides: list[str]) -> Variant:
+    """`variant` with the folder its runs land in: the config that training will compose, digested."""
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from .pipeline import compose
-    from .repro.rundir import diff_configs, format_diff
-
-    overrides = [o for o in ablation.overrides if not o.startswith(("hydra/", "hydra."))]  # launchers: no effect
-    changed = []
-    for variant in ablation.variants:
-        for seed in ablation.seeds:
-            if (variant.name, seed) not in kept:
-                continue
-            path = ablation.root / variant.name / f"seed_{seed}" / "config.yaml"
-            if not path.is_file():
-                changed.append(f"{variant.name}/seed_{seed} (no config.yaml)")
-                continue
-            try:
-                cfg = compose([*overrides, f"ablation={variant.option}", f"seed={seed}"])
-                now = OmegaConf.to_container(cfg, resolve=True)
-            except (HydraException, OmegaConfBaseException) as err:  # a typo'd key or value, as training would say
-                raise AblationError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
-            # variant_keys is filled in by the training command itself; the variant's name already differs
-            differences = {k: v for k, v in diff_configs(_yaml(path), now).items() if not k.startswith("variant_keys")}
-            if differences:
-                changed.append(f"{variant.name}/seed_{seed} ({format_diff(differences)})")
-    return changed
+    try:
+        (setting,), _ = settings_of([*overrides, f"ablation={variant.option}"])
+    except (HydraException, OmegaConfBaseException, ValueError) as err:  # a typo'd key or value, as training says
+        raise AblationError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
+    return Variant(variant.option, variant.name, variant.short, setting)
 
 
-def plan(ablation: Ablation, *, keep_finished: bool = False) -> list[tuple[tuple[Variant, ...], tuple[int, ...]]]:
-    """The sweeps to launch, as (variants, seeds) products covering every run still to train.
+def plan(ablation: Ablation) -> list[tuple[tuple[Variant, ...], tuple[int, ...]]]:
+    """The sweeps to launch, as (variants, seeds) products covering every run not yet finished.
 
-    Usually one sweep: everything, nothing (all runs kept), or the seeds one new variant lacks.
-
-    Raises:
-        AblationError: runs/<experiment> holds finished runs outside this ablation (the comparison covers
-            the whole folder), or finished runs of it while neither --keep-finished nor run.overwrite=true
-            says what to do with them.
+    Usually one sweep: everything, nothing (all runs finished), or the seeds one new variant lacks. A
+    finished run is in the folder of its config, so it is this ablation's run and is kept, unless
+    run.overwrite=true asks for every run again.
     """
-    finished = finished_runs(ablation.root)
-    grid = ablation.grid()
-    stray = sorted(finished - grid)
-    if stray:
-        raise AblationError(
-            f"{ablation.root} holds finished runs outside this ablation ({_list(stray)}); the comparison covers "
-            "the whole folder, so include them (--variants, --seeds) or move them away"
-        )
     overwrite = str(_override(ablation.overrides, "run.overwrite")).lower() == "true"
-    done = finished & grid
-    if done and not (keep_finished or overwrite):
-        raise AblationError(
-            f"{ablation.root} already holds finished runs of this ablation ({_list(done)}); pass --keep-finished "
-            "to reuse them, or run.overwrite=true to train them again"
-        )
-    if done and not overwrite:
-        changed = changed_runs(ablation, done)
-        if changed:
-            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-            raise AblationError(
-                f"--keep-finished would reuse runs trained with another config: {changed[0]}{more}; pass the "
-                "overrides they were trained with, or run.overwrite=true to train them again"
-            )
     missing: dict[tuple[int, ...], list[Variant]] = {}
     for variant in ablation.variants:
-        seeds = tuple(s for s in ablation.seeds if overwrite or (variant.name, s) not in done)
+        seeds = tuple(
+            s for s in ablation.seeds if overwrite or not (ablation.run_dir(variant, s) / "metrics.json").is_file()
+        )
         if seeds:
             missing.setdefault(seeds, []).append(variant)
     return [(tuple(variants), seeds) for seeds, variants in missing.items()]
@@ -377,23 +325,24 @@ def sweep_command(ablation: Ablation, variants: Sequence[Variant], seeds: Sequen
     ]
 
 
-def run_ablation(ablation: Ablation, *, keep_finished: bool = False) -> dict[str, Any]:
-    """Train whatever `plan` says is missing, then compare; returns the report (comparison.json).
+def run_ablation(ablation: Ablation) -> dict[str, Any]:
+    """Train whatever `plan` says is missing, then compare exactly this ablation's runs; returns the report.
 
     Raises:
-        AblationError: see `plan`, or a training sweep failed (its own output says why).
+        AblationError: a training sweep failed (its own output says why).
         ComparisonError: the finished runs cannot be compared (see compare.py).
     """
-    for variants, seeds in plan(ablation, keep_finished=keep_finished):
+    for variants, seeds in plan(ablation):
         command = sweep_command(ablation, variants, seeds)
         print(f"$ {shlex.join(['python', *command[1:]])}", flush=True)  # unwrapped, to copy; before the sweep's output
         status = subprocess.run(command, check=False).returncode
         if status != 0:
             raise AblationError(
                 f"the training sweep exited with status {status} (its output is above); fix the cause and run this "
-                "command again with --keep-finished: unfinished runs resume, finished ones are kept"
+                "command again: unfinished runs resume, finished ones are kept"
             )
-    return compare(ablation.root, ablation.metrics, baseline=ablation.baseline)
+    settings = [variant.setting for variant in ablation.variants]
+    return compare(ablation.root, ablation.metrics, baseline=ablation.baseline, settings=settings, seeds=ablation.seeds)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -410,7 +359,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", action="append", default=[], help="metric to compare (repeat; default per model)")
     parser.add_argument("--baseline", help='variant to test the others against (default: "full")')
     parser.add_argument("--launcher", help="Hydra launcher config, e.g. slurm (default: one run after another)")
-    parser.add_argument("--keep-finished", action="store_true", help="reuse finished runs instead of refusing")
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, train nothing")
     return parser
 
@@ -429,10 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             launcher=args.launcher,
         )
         if args.dry_run:
-            for variants, seeds in plan(ablation, keep_finished=args.keep_finished):
+            for variants, seeds in plan(ablation):
                 print(shlex.join(["python", *sweep_command(ablation, variants, seeds)[1:]]))
             return 0
-        report = run_ablation(ablation, keep_finished=args.keep_finished)
+        report = run_ablation(ablation)
     except (AblationError, ComparisonError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,12 +1,18 @@
 """Compare ablation variants over seeds: the statistics and tables behind an ablation study.
 
-Reads every `<dir>/<variant>/seed_<n>/metrics.json`, checks that the runs can be compared (same seeds in
-every variant, configs that differ only in the ablation's keys), runs seed-paired tests and writes
+Reads `<dir>/<setting>/seed_<n>/metrics.json` (a setting is one config: `<variant>-<digest>`, see
+repro/rundir.py), checks that the runs can be compared (same seeds in every variant, configs that differ
+only in the ablation's keys or in a key swept on the command line), runs seed-paired tests and writes
 `comparison.md`, `comparison.tex` (booktabs), `comparison.json` and `comparison.png` into `<dir>`.
 docs/ablations.md explains how to read the tables.
 
     python -m {{ cookiecutter.package }}.compare runs/vit_cifar10 --metric test/acc \\
         --metric test/loss --baseline full --correction holm --alpha 0.05 --detect 0.005
+    python -m {{ cookiecutter.package }}.compare runs/transformer_shakespeare trainer=smoke 'trainer.lr=1e-3,3e-4' \\
+        seed=0,1 --metric val/loss     # only the runs these overrides trained (-m ... of train)
+
+Without overrides every setting under `<dir>` is compared; with them, exactly the settings (and seeds)
+that `python -m {{ cookiecutter.package }}.train -m experiment=<dir's name> <overrides>` trained.
 
 A run that cannot be compared stops the command with one line and exit status 2.
 
@@ -68,16 +74,20 @@ def compare(
     correction: str = "holm",
     alpha: float = 0.05,
     detect: Sequence[float] | None = None,
+    settings: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Check the runs under `directory`, compute the report and write the four comparison files there.
 
     Args:
-        directory: `runs/<experiment>`, holding `<variant>/seed_<n>/metrics.json`.
+        directory: `runs/<experiment>`, holding `<setting>/seed_<n>/metrics.json`.
         metrics: metric names as in metrics.json, e.g. ["test/acc"].
         baseline: variant to test the others against; None: "full" if present, else all pairs.
         correction: "holm" (family-wise error) or "bh" (false discovery rate).
         alpha: test level; also used by the seed-count helper.
         detect: differences worth detecting (one, or one per metric) for the seed-count helper.
+        settings: the setting folders to compare; None: every one under `directory`.
+        seeds: the seeds to compare; None: every seed found.
 
     Returns:
         The report, as written to comparison.json.
@@ -85,7 +95,7 @@ def compare(
     Raises:
         ComparisonError: the runs cannot be compared; the message names the runs, seeds or keys.
     """
-    runs = load_runs(directory)
+    runs = load_runs(directory, settings, seeds)
     check_seeds(runs)
     check_configs(runs)
     report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
@@ -109,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m {{ cookiecutter.package }}.compare",
         description="Seed-paired statistical comparison of ablation variants (see docs/ablations.md).",
     )
-    parser.add_argument("directory", type=Path, help="runs/<experiment>, holding <variant>/seed_<n>/")
+    parser.add_argument("directory", type=Path, help="runs/<experiment>, holding <setting>/seed_<n>/")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="compare only the runs these training overrides made"
+    )
     parser.add_argument(
         "--metric", action="append", required=True, help="metric key in metrics.json (repeat for several)"
     )
@@ -126,11 +139,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _selection(directory: Path, overrides: Sequence[str]) -> tuple[list[str] | None, list[int] | None]:
+    """(settings, seeds) that `train -m experiment=<directory's name> <overrides>` made; (None, None) without."""
+    if not overrides:
+        return None, None
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .config import settings_of
+
+    try:
+        settings, seeds = settings_of([f"experiment={directory.name}", *overrides])
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise ComparisonError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
+    return settings, seeds or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry; returns the exit status (2 when the runs cannot be compared)."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     console = Console()
     try:
+        settings, seeds = _selection(args.directory, args.overrides)
         report = compare(
             args.directory,
             args.metric,
@@ -138,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             correction=args.correction,
             alpha=args.alpha,
             detect=args.detect,
+            settings=settings,
+            seeds=seeds,
         )
     except ComparisonError as err:
         print(f"error: {err}", file=sys.stderr)

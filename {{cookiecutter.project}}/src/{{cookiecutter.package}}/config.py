@@ -10,10 +10,14 @@ silently ignored. Model and data schemas live beside their code (e.g. `models/vi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+# configs/ sits at the project root, next to src/ (an editable install keeps this layout).
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass
@@ -89,13 +93,14 @@ class TrackerConfig:
 @dataclass
 class PathsConfig:
     data_dir: str = "data"  # prepared datasets (DVC outputs)
-    runs_dir: str = "runs"  # runs/<experiment>/<variant>/seed_<seed>/
+    runs_dir: str = "runs"  # runs/<experiment>/<variant>-<config digest>/seed_<seed>/ (repro/rundir.py)
 
 
 @dataclass
 class RunConfig:
-    dir: str | None = None  # default: <runs_dir>/<experiment>/<variant>/seed_<seed>
-    overwrite: bool = False  # replace a finished run instead of refusing
+    dir: str | None = None  # default: <runs_dir>/<experiment>/<variant>-<config digest>/seed_<seed>
+    name: str | None = None  # replaces <variant>-<config digest> in that path: a name you choose
+    overwrite: bool = False  # train a finished run again (and discard an unfinished one of another config)
     resume: bool = True  # continue from checkpoints/last.pt when it exists
 
 
@@ -105,7 +110,8 @@ class TrainConfig:
 
     experiment: str = "default"
     variant: str = "full"  # the ablation variant: runs/<experiment>/<variant>/...
-    variant_keys: list[str] = field(default_factory=list)  # keys the ablation sets; filled in by train.py
+    variant_keys: list[str] = field(default_factory=list)  # keys the ablation sets; filled in by train/run.py
+    override_keys: list[str] = field(default_factory=list)  # keys set on the command line; likewise
     seed: int = 0
     model: Any = MISSING
     data: Any = MISSING
@@ -125,3 +131,61 @@ def register_configs() -> None:
         cs.store(group="model", name=f"base_{name}", node=node)
     for name, node in DATA_CONFIGS.items():
         cs.store(group="data", name=f"base_{name}", node=node)
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The config `python -m {{ cookiecutter.package }}.train <overrides>` would run with (not yet resolved)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return hydra_compose(config_name="train", overrides=overrides)
+
+
+def run_dir_of(overrides: list[str]) -> Path:
+    """Where `python -m {{ cookiecutter.package }}.train <overrides>` (one run, no -m) writes: repro/rundir.py's rule."""
+    from omegaconf import OmegaConf
+
+    from .repro.rundir import RunDir
+
+    config = OmegaConf.to_container(compose(overrides), resolve=True)
+    return RunDir.for_config(config).path  # type: ignore[arg-type]
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The single runs a sweep's overrides stand for, as Hydra's -m expands them: `a=1,2 b=3,4` -> 4 lists."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            choices.append([override.input_line])
+            continue
+        if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
+            raise ValueError(f"{override.input_line}: glob() needs Hydra's multirun; list the choices, a,b,c")
+        prefix = override.input_line.split("=", 1)[0]
+        choices.append([f"{prefix}={value}" for value in override.sweep_string_iterator()])
+    return [list(combination) for combination in itertools.product(*choices)]
+
+
+def settings_of(overrides: list[str]) -> tuple[list[str], list[int]]:
+    """(setting folders, seeds) of the runs that `python -m <pkg>.train -m <overrides>` trains.
+
+    The folders are repro/rundir.py's `<variant>-<digest>` (or run.name), in the order of the sweep; the
+    seeds are those the overrides name (`seed=0,1,2`), or [] when they name none.
+    """
+    from omegaconf import OmegaConf
+
+    from .repro.rundir import setting_name
+
+    settings: dict[str, None] = {}
+    seeds: dict[int, None] = {}
+    for single in expand(overrides):
+        config = OmegaConf.to_container(compose(single), resolve=True)
+        settings[setting_name(config)] = None  # type: ignore[arg-type]
+        if any(item.split("=", 1)[0] == "seed" for item in single):
+            seeds[int(config["seed"])] = None  # type: ignore[index]
+    return list(settings), list(seeds)

@@ -11,7 +11,12 @@ Hydra, so params.yaml and the Hydra configs cannot disagree; dvc.yaml declares t
 reads as DVC params, so a changed key reruns exactly the stages that read it and shows in
 `dvc params diff`. This module turns the choices into Hydra overrides: `train vit_cifar10 gap 0` runs
 
-    python -m {{ cookiecutter.package }}.train experiment=vit_cifar10 ablation=vit_gap seed=0 trainer=smoke data.synthetic=true
+    python -m {{ cookiecutter.package }}.train experiment=vit_cifar10 ablation=vit_gap seed=0 trainer=smoke data.synthetic=true \\
+        run.dir=pipeline/vit_cifar10/gap/seed_0
+
+The pipeline's runs live in pipeline/<experiment>/<variant>/seed_<n>/ (dvc.yaml's outputs), apart from
+runs/, where commands typed by hand land (repro/rundir.py): `dvc repro`, `train`, `ablate` and `compare`
+never read or refuse each other's runs, in any order.
 
 Three rules keep the outputs stable (DVC hashes them, and a file changed behind its back would rerun
 every stage after it):
@@ -20,7 +25,7 @@ every stage after it):
 - An ablation changes the model, never the data: every variant trains on the same files, which is what
   makes the seed-paired comparison valid; `train` refuses a variant whose data config differs.
 - `compare` compares exactly the variants and seeds listed in params.yaml; a run directory left over
-  from an earlier params.yaml is an error that names it, not a silent extra row in the table.
+  from an earlier params.yaml is named in the log and left out of the table.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from .config import CONFIG_DIR, compose
 from .data.files import DataError, atomic_write_json, atomic_write_text, read_manifest
 
 PARAMS_FILE = Path("params.yaml")
-DATA_DIR = Path("data")  # dvc.yaml's outputs: data/<directory> and runs/<experiment>/<variant>/seed_<n>
-RUNS_DIR = Path("runs")
+DATA_DIR = Path("data")  # dvc.yaml's outputs: data/<directory> and pipeline/<experiment>/<variant>/seed_<n>
+RUNS_DIR = Path("pipeline")  # the pipeline's own runs; runs/ is for commands typed by hand
 SYNTHETIC_SUFFIX = "_synthetic"  # data/<name>_synthetic holds a dataset's twin (the data modules' dataset_dir)
 # Synthetic-twin sizes: a smaller twin is a prefix of a larger one, so one twin serves every size up to its own.
 SIZE_KEYS = ("num_train", "num_test")
@@ -62,7 +68,7 @@ class PipelineError(ValueError):
 
 @dataclass(frozen=True)
 class ExperimentPlan:
-    variants: tuple[str, ...]  # configs/ablation/<model>_<variant>.yaml, run in runs/<experiment>/<variant>/
+    variants: tuple[str, ...]  # configs/ablation/<model>_<variant>.yaml, run in pipeline/<experiment>/<variant>/
     metric: str  # the metric compare tests (a key of every run's metrics.json)
 
 
@@ -89,7 +95,7 @@ class Params:
             raise PipelineError(f"{path}: seeds={seeds!r}; expected a list of integers such as [0, 1, 2]")
         if len(set(seeds)) != len(seeds):
             raise PipelineError(f"{path}: seeds={seeds!r} repeats a seed; expected distinct seeds")
-        trainers = sorted(p.stem for p in (config_dir() / "trainer").glob("*.yaml"))
+        trainers = sorted(p.stem for p in (CONFIG_DIR / "trainer").glob("*.yaml"))
         if raw["trainer"] not in trainers:
             raise PipelineError(f"{path}: trainer={raw['trainer']!r}; expected one of {trainers} (configs/trainer/)")
         experiments = {}
@@ -125,22 +131,6 @@ class Params:
 # ---------------------------------------------------------------------------------------------------
 
 
-def config_dir() -> Path:
-    """configs/ of this project (importing train.run also registers the structured-config schemas)."""
-    from .train.run import CONFIG_DIR
-
-    return Path(CONFIG_DIR)
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The config `python -m <package>.train <overrides>` would run with (composed, not yet resolved)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-        return hydra_compose(config_name="train", overrides=overrides)
-
-
 def data_config(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg.data, resolve=True)  # type: ignore[return-value]
 
@@ -163,7 +153,7 @@ def train_overrides(params: Params, experiment: str, variant: str, seed: int) ->
         )
     model, _, synthetic, base_data = experiment_data(params, experiment)
     ablation = f"{model}_{variant}"
-    path = config_dir() / "ablation" / f"{ablation}.yaml"
+    path = CONFIG_DIR / "ablation" / f"{ablation}.yaml"
     declared = (yaml.safe_load(path.read_text()) or {}).get("variant") if path.is_file() else None
     if declared != variant:
         found = f"says variant: {declared}" if path.is_file() else "does not exist"
@@ -177,6 +167,7 @@ def train_overrides(params: Params, experiment: str, variant: str, seed: int) ->
         f"seed={seed}",
         f"trainer={params.trainer}",
         f"data.synthetic={str(synthetic).lower()}",
+        f"run.dir={run_path(experiment, variant, seed)}",
     ]
     cfg = compose(overrides)
     data = data_config(cfg)
@@ -186,11 +177,16 @@ def train_overrides(params: Params, experiment: str, variant: str, seed: int) ->
             f"ablation {ablation} changes data.{', data.'.join(changed)}; every variant must train on the same "
             "data for the seed-paired comparison, so an ablation may change the model and trainer only"
         )
-    paths = {"paths.runs_dir": (cfg.paths.runs_dir, RUNS_DIR), "paths.data_dir": (cfg.paths.data_dir, DATA_DIR)}
-    for key, (value, expected) in paths.items():
-        if Path(value) != expected:
-            raise PipelineError(f"{key}={value!r}, but dvc.yaml's stages read and write {expected}/; keep the default")
+    if Path(cfg.paths.data_dir) != DATA_DIR:
+        raise PipelineError(
+            f"paths.data_dir={cfg.paths.data_dir!r}, but dvc.yaml's stages read and write {DATA_DIR}/; keep the default"
+        )
     return overrides
+
+
+def run_path(experiment: str, variant: str, seed: int) -> Path:
+    """A matrix item's run directory: dvc.yaml's `outs` of the train stages name the same path."""
+    return RUNS_DIR / experiment / variant / f"seed_{seed}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -265,18 +261,18 @@ def train(params: Params, experiment: str, variant: str, seed: int) -> int:
 
 
 def check_runs(params: Params, experiment: str) -> Path:
-    """runs/<experiment> holds a finished run for every (variant, seed) of params.yaml, and nothing else."""
+    """pipeline/<experiment> holds a finished run for every (variant, seed) of params.yaml.
+
+    Folders left from an earlier params.yaml (other seeds or variants) are named in the log and left out
+    of the comparison, which holds exactly the runs params.yaml asks for.
+    """
     plan = params.plan(experiment)
     root = RUNS_DIR / experiment
-    expected = {root / variant / f"seed_{seed}" for variant in plan.variants for seed in params.seeds}
+    expected = {run_path(experiment, variant, seed) for variant in plan.variants for seed in params.seeds}
     present = {seed_dir for variant_dir in _dirs(root) for seed_dir in _dirs(variant_dir)}
     stale = sorted(str(p) for p in present - expected)
     if stale:
-        raise PipelineError(
-            f"{', '.join(stale)} {'is' if len(stale) == 1 else 'are'} not among the variants and seeds of "
-            f"{PARAMS_FILE}; delete {'it' if len(stale) == 1 else 'them'} (an earlier pipeline's runs) or add "
-            "them back to params.yaml, so the comparison holds exactly the runs the pipeline made"
-        )
+        log.info("not compared (not among the variants and seeds of %s): %s", PARAMS_FILE, ", ".join(stale))
     unfinished = sorted(str(p) for p in expected if not (p / "metrics.json").is_file())
     if unfinished:
         raise PipelineError(
@@ -337,14 +333,20 @@ def curves(runs: Sequence[Path]) -> list[dict[str, Any]]:
 
 def compare(params: Params, experiment: str) -> int:
     """`python -m <package>.compare` on the experiment's runs, plus the summary and curves DVC shows."""
-    from . import compare as comparison_cli
+    from rich.console import Console
+
+    from .compare import compare as compare_runs
+    from .stats.load import ComparisonError
+    from .stats.tables import print_report
 
     plan = params.plan(experiment)
     root = check_runs(params, experiment)
-    status = comparison_cli.main([str(root), "--metric", plan.metric])
-    if status != 0:
-        return status
-    report = json.loads((root / "comparison.json").read_text())
+    try:
+        report = compare_runs(root, [plan.metric], settings=plan.variants, seeds=params.seeds)
+    except ComparisonError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_report(report, Console())
     atomic_write_json(root / "summary.json", summary(report))
     runs = [root / variant / f"seed_{seed}" for variant in plan.variants for seed in params.seeds]
     atomic_write_text(root / "curves.json", json.dumps(curves(runs), separators=(",", ":"), sort_keys=True) + "\n")

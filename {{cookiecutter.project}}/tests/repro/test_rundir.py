@@ -4,9 +4,58 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package }}.data.files import atomic_write_json
-from {{ cookiecutter.package }}.repro.rundir import RunDir, RunDirError, RunState, diff_configs
+from {{ cookiecutter.package }}.repro.rundir import RunDir, RunDirError, RunState, config_digest, diff_configs
 
 CONFIG = {"experiment": "e", "seed": 0, "trainer": {"lr": 0.1}, "run": {"overwrite": False}}
+FULL = {
+    "experiment": "vit_cifar10",
+    "variant": "full",
+    "variant_keys": [],
+    "override_keys": [],
+    "seed": 0,
+    "model": {"name": "vit", "depth": 6},
+    "data": {"name": "cifar10", "root": "data", "synthetic": True},
+    "trainer": {"lr": 0.001, "progress": True},
+    "tracker": {"name": "none"},
+    "paths": {"data_dir": "data", "runs_dir": "runs"},
+    "run": {"dir": None, "name": None, "overwrite": False, "resume": True},
+}
+
+
+def changed(config: dict, dotted: str, value: object) -> dict:
+    out = json.loads(json.dumps(config))
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return out
+
+
+def test_the_folder_is_the_variant_and_a_digest_of_what_the_run_computes(tmp_path: Path) -> None:
+    run = RunDir.for_config(FULL)
+    assert run.path == Path("runs") / "vit_cifar10" / f"full-{config_digest(FULL)}" / "seed_0"
+    assert len(config_digest(FULL)) == 8 and int(config_digest(FULL), 16) >= 0
+    # The seeds of one setting share the folder; every key that changes the computation moves it.
+    assert RunDir.for_config(changed(FULL, "seed", 3)).path.parent == run.path.parent
+    for key, value in (("trainer.lr", 0.0003), ("model.depth", 12), ("data.synthetic", False)):
+        assert RunDir.for_config(changed(FULL, key, value)).path.parent != run.path.parent, key
+    # Bookkeeping (where files go, trackers, progress, which command set what) never does.
+    for key, value in (
+        ("paths.runs_dir", "runs"),
+        ("data.root", "/elsewhere/data"),
+        ("tracker.name", "wandb"),
+        ("trainer.progress", False),
+        ("run.overwrite", True),
+        ("override_keys", ["trainer.lr"]),
+        ("variant_keys", ["model.pool"]),
+    ):
+        assert config_digest(changed(FULL, key, value)) == config_digest(FULL), key
+    # Stable across processes and machines: a fixed config has a fixed name (a change here moves every run).
+    assert config_digest({"trainer": {"lr": 0.001}, "seed": 5}) == config_digest({"trainer": {"lr": 1e-3}})
+    # Explicit names: run.name replaces <variant>-<digest>, run.dir the whole path.
+    assert RunDir.for_config(changed(FULL, "run.name", "mine")).path == Path("runs/vit_cifar10/mine/seed_0")
+    assert RunDir.for_config(changed(FULL, "run.dir", str(tmp_path / "x"))).path == tmp_path / "x"
 
 
 def test_layout_follows_the_contract(tmp_path: Path) -> None:
@@ -37,8 +86,11 @@ def test_finished_run_is_never_overwritten_silently(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "r")
     run.prepare(CONFIG, overwrite=False, resume=True)
     atomic_write_json(run.metrics, {"x": 1})
-    with pytest.raises(RunDirError, match=r"already holds a finished run .*run.overwrite=true"):
+    assert run.check(CONFIG, overwrite=False) is RunState.FINISHED  # this config: done, nothing to train
+    with pytest.raises(RunDirError, match=r"already holds this finished run; pass run.overwrite=true"):
         run.prepare(CONFIG, overwrite=False, resume=True)
+    with pytest.raises(RunDirError, match=r"holds a finished run of a different config \(trainer.lr: 0.1 -> 0.2\)"):
+        run.check({**CONFIG, "trainer": {"lr": 0.2}}, overwrite=False)
     assert json.loads(run.metrics.read_text()) == {"x": 1}
     (run.path / "notes.txt").write_text("mine")  # a user's own file survives an overwrite
     assert run.prepare(CONFIG, overwrite=True, resume=True) is RunState.NEW
@@ -70,8 +122,9 @@ def test_check_refuses_like_prepare_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=r"trainer.lr: 0.1 -> 0.2"):
         run.check({**CONFIG, "trainer": {"lr": 0.2}}, overwrite=False)
     atomic_write_json(run.metrics, {"x": 1})
-    with pytest.raises(RunDirError, match="already holds a finished run"):
-        run.check(CONFIG, overwrite=False)
+    assert run.check(CONFIG, overwrite=False) is RunState.FINISHED  # the same config: found finished
+    with pytest.raises(RunDirError, match="holds a finished run of a different config"):
+        run.check({**CONFIG, "trainer": {"lr": 0.2}}, overwrite=False)
     assert run.check(CONFIG, overwrite=True) is RunState.FINISHED and run.metrics.exists()  # not cleared
 
 

@@ -37,7 +37,7 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 @pytest.fixture
 def write_run() -> WriteRun:
-    """`write_run(root, variant, seed, metrics, overrides={...}, variant_keys=[...])` -> the run directory."""
+    """`write_run(root, variant, seed, metrics, overrides={...}, variant_keys=[...], setting=...)` -> the run."""
 
     def write(
         root: Path,
@@ -48,12 +48,15 @@ def write_run() -> WriteRun:
         overrides: Mapping[str, Any] | None = None,
         variant_keys: list[str] | None = None,
         train_seconds: float | None = 10.0,
+        override_keys: list[str] | None = None,
+        setting: str | None = None,
     ) -> Path:
         config = copy.deepcopy(BASE_CONFIG)
         config.update(variant=variant, seed=seed, variant_keys=list(variant_keys or []))
+        config.update(override_keys=list(override_keys or []))
         for key, value in (overrides or {}).items():
             _set(config, key, value)
-        run_dir = root / variant / f"seed_{seed}"
+        run_dir = root / (setting or variant) / f"seed_{seed}"  # setting: <variant>-<digest>, as training names it
         run_dir.mkdir(parents=True)
         OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")
         (run_dir / "metrics.json").write_text(json.dumps(dict(metrics)))

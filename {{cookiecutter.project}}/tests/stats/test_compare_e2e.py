@@ -17,6 +17,8 @@ from scipy import stats
 
 from {{ cookiecutter.package }}.ablate import main
 
+from helpers import find_run
+
 pytestmark = pytest.mark.slow
 
 # experiment, the two variants of its smoke ablation (the same as scripts/demo.sh), its default metric
@@ -49,8 +51,13 @@ def ablation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return tmp / "runs" / experiment, other, metric
 
 
+def run_of(root: Path, variant: str, seed: int) -> Path:
+    """runs/<experiment>/<variant>-<digest>/seed_<seed>: the ablation trains one setting per variant."""
+    return find_run(root.parent, root.name, variant, seed)
+
+
 def per_seed(root: Path, variant: str, metric: str) -> list[float]:
-    return [read_json(root / variant / f"seed_{seed}" / "metrics.json")[metric] for seed in SEEDS]
+    return [read_json(run_of(root, variant, seed) / "metrics.json")[metric] for seed in SEEDS]
 
 
 def test_all_four_files_are_written(ablation: tuple[Path, str, str]) -> None:
@@ -63,7 +70,7 @@ def test_all_four_files_are_written(ablation: tuple[Path, str, str]) -> None:
 def test_every_variant_ran_every_seed_on_the_same_data(ablation: tuple[Path, str, str]) -> None:
     root, other, _ = ablation
     configs = {
-        (variant, seed): OmegaConf.to_container(OmegaConf.load(root / variant / f"seed_{seed}" / "config.yaml"))
+        (variant, seed): OmegaConf.to_container(OmegaConf.load(run_of(root, variant, seed) / "config.yaml"))
         for variant in ("full", other)
         for seed in SEEDS
     }
@@ -105,8 +112,8 @@ def test_json_schema_and_statistics_agree_with_scipy(ablation: tuple[Path, str, 
 
     for variant in ("full", other):
         resources = report["resources"][variant]
-        metrics = read_json(root / variant / "seed_0" / "metrics.json")
-        timings = [read_json(root / variant / f"seed_{s}" / "timing.json")["train_seconds"] for s in SEEDS]
+        metrics = read_json(run_of(root, variant, 0) / "metrics.json")
+        timings = [read_json(run_of(root, variant, s) / "timing.json")["train_seconds"] for s in SEEDS]
         assert resources["params"] == metrics["model/params"] > 0
         assert resources["gflops"] == pytest.approx(metrics["model/gflops"]) and resources["gflops"] > 0
         assert resources["train_seconds_mean"] == pytest.approx(np.mean(timings)) and min(timings) > 0

@@ -142,3 +142,46 @@ def test_a_finished_run_without_config_is_an_error(tmp_path, write_run):
     (run_dir / "config.yaml").unlink()
     with pytest.raises(ComparisonError, match=r"has metrics\.json but no config\.yaml"):
         load_runs(tmp_path)
+
+
+def test_a_sweep_over_a_key_is_compared_with_labels_that_name_the_key(tmp_path, write_run):
+    """`train -m trainer.lr=0.001,0.0003`: two settings of variant full, each folder <variant>-<digest>."""
+    for seed in (0, 1):
+        for setting, lr in (("full-aaaa1111", 0.001), ("full-bbbb2222", 0.0003)):
+            write_run(
+                tmp_path, "full", seed, ACC, overrides={"trainer.lr": lr}, override_keys=["trainer.lr"], setting=setting
+            )
+    runs = load_runs(tmp_path)
+    assert runs.variants == ["full trainer.lr=0.0003", "full trainer.lr=0.001"]
+    check_seeds(runs)
+    check_configs(runs)  # both commands set trainer.lr: the sweep is the comparison
+    assert runs.values("test/acc")["full trainer.lr=0.001"] == {0: 0.9, 1: 0.9}
+
+
+def test_a_key_set_on_one_command_line_only_is_still_refused(tmp_path, write_run):
+    """The confound the check exists for: one variant trained with another lr is not a sweep."""
+    for seed in (0, 1):
+        write_run(tmp_path, "full", seed, ACC, setting="full-aaaa1111")
+        write_run(
+            tmp_path,
+            "gap",
+            seed,
+            ACC,
+            overrides={"model.pool": "gap", "trainer.lr": 0.003},
+            variant_keys=["model.pool"],
+            override_keys=["trainer.lr"],
+            setting="gap-cccc3333",
+        )
+    with pytest.raises(ComparisonError, match=r"nor both commands set \(override_keys\): trainer\.lr"):
+        check_configs(load_runs(tmp_path))
+
+
+def test_only_the_chosen_settings_and_seeds_are_read(tmp_path, write_run):
+    for seed in (0, 1, 2):
+        write_run(tmp_path, "full", seed, ACC, setting="full-aaaa1111")
+        write_run(tmp_path, "gap", seed, ACC, overrides={"model.pool": "gap"}, setting="gap-dddd4444")
+    write_run(tmp_path, "full", 0, ACC, overrides={"trainer.lr": 0.5}, setting="full-eeee5555")  # a README run
+    runs = load_runs(tmp_path, ["full-aaaa1111", "gap-dddd4444"], seeds=[0, 1])
+    assert (runs.variants, runs.seeds) == (["full", "gap"], [0, 1])
+    with pytest.raises(ComparisonError, match=r"has no runs of full-ffff6666; expected folders"):
+        load_runs(tmp_path, ["full-aaaa1111", "full-ffff6666"])

@@ -22,29 +22,29 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package }}.config import run_dir_of
+
 from helpers import run_cli
 
 PKG = "{{ cookiecutter.package }}"
 {%- if cookiecutter.__transformer %}
 # No BatchNorm, no dropout: the computation is exactly the same on 1 and 2 processes.
 EXPERIMENT = ["experiment=transformer_shakespeare", "model.dropout=0"]
-RUN = Path("runs/transformer_shakespeare/full/seed_0")
 EXACT = True
 {%- elif cookiecutter.__vit %}
 # The ViT smoke model has no BatchNorm and no dropout (CutMix / Mixup pair images within the global batch,
 # which every rank builds whole): the same computation on 1 and 2 processes.
 EXPERIMENT = ["experiment=vit_cifar10"]
-RUN = Path("runs/vit_cifar10/full/seed_0")
 EXACT = True
 {%- else %}
 # SimCLR's ResNet has BatchNorm: on CPUs each process normalises with the statistics of its half of the
 # batch (SyncBatchNorm, which makes them global, needs CUDA), so 2 processes follow 1 closely, not exactly.
 EXPERIMENT = ["experiment=simclr_cifar10"]
-RUN = Path("runs/simclr_cifar10/full/seed_0")
 EXACT = False
 {%- endif %}
 LOSS_TOLERANCE = 1e-5 if EXACT else 0.05  # relative
 ARGS = [*EXPERIMENT, "trainer=smoke", "tracker=none"]
+RUN = run_dir_of(ARGS)  # runs/<experiment>/full-<digest>/seed_0, as repro/rundir.py names it
 TORCHRUN = ["torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 pytestmark = pytest.mark.slow

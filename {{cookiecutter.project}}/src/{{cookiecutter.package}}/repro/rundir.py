@@ -1,6 +1,6 @@
-"""The run directory: one folder per (experiment, variant, seed), written so that nothing is ever lost.
+"""The run directory: one folder per run, named by what the run is, written so that nothing is ever lost.
 
-    runs/<experiment>/<variant>/seed_<seed>/
+    runs/<experiment>/<variant>-<digest>/seed_<seed>/
       config.yaml        the fully resolved config
       environment.json   who/what/where ran it (repro/environment.py); git.diff beside it when dirty
       metrics.jsonl      one JSON object per logged step/epoch (append-only, truncated back on resume)
@@ -9,13 +9,25 @@
       checkpoints/last.pt (and prev.pt, the one before)
       train.log
 
+A run's folder is its identity. `<digest>` is eight hex digits of the SHA-256 of the resolved config
+without the seed, the experiment (both already in the path) and the bookkeeping keys (BOOKKEEPING: where
+files go, trackers, progress bars): two runs that could give different numbers never share a folder, and
+the same command maps to the same folder on every machine and in every process, so it resumes there.
+`run.name=<name>` replaces `<variant>-<digest>` with a name of your choosing (a different config under
+that name is then refused, not mixed in); `run.dir=<path>` sets the whole path (the DVC pipeline does).
+The seeds of one setting sit side by side, so `compare` finds them, and a sweep over a learning rate
+lands in one folder per value.
+
 Every file is written atomically (data/files.py: temp file in the same directory, fsync, rename, fsync
 the directory): a crash leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -43,11 +55,20 @@ class RunDir:
     path: Path
 
     @classmethod
-    def for_run(cls, runs_dir: Path | str, experiment: str, variant: str, seed: int) -> RunDir:
-        for name, value in (("experiment", experiment), ("variant", variant)):
+    def for_run(cls, runs_dir: Path | str, experiment: str, setting: str, seed: int) -> RunDir:
+        """`<runs_dir>/<experiment>/<setting>/seed_<seed>`; `setting` is `<variant>-<digest>` or run.name."""
+        for name, value in (("experiment", experiment), ("variant or run.name", setting)):
             if not value or "/" in value or value.startswith("."):
                 raise ValueError(f"{name}={value!r} cannot name a run directory; expected a plain folder name")
-        return cls(Path(runs_dir) / experiment / variant / f"seed_{seed}")
+        return cls(Path(runs_dir) / experiment / setting / f"seed_{seed}")
+
+    @classmethod
+    def for_config(cls, config: dict[str, Any]) -> RunDir:
+        """The directory of the run `config` describes (resolved, as config.yaml holds it)."""
+        run = config.get("run") or {}
+        if run.get("dir"):
+            return cls(Path(run["dir"]))
+        return cls.for_run(config["paths"]["runs_dir"], config["experiment"], setting_name(config), config["seed"])
 
     config = property(lambda self: self.path / "config.yaml")
     environment = property(lambda self: self.path / "environment.json")
@@ -68,22 +89,19 @@ class RunDir:
     def check(self, config: dict[str, Any], *, overwrite: bool) -> RunState:
         """What `prepare` would find, refusing what it would refuse; writes nothing.
 
-        A finished run is refused unless `overwrite`; a directory holding a different config is refused,
-        with the differing keys, because resuming it would mix two experiments in one set of files.
+        A directory holding a different config is refused, with the differing keys, unless `overwrite`:
+        resuming it would mix two experiments in one set of files. A finished run of this very config is
+        FINISHED: the caller has nothing to train (or trains it again with `overwrite`).
         """
         state = self.state()
-        if state is RunState.FINISHED and not overwrite:
-            raise RunDirError(
-                f"{self.path} already holds a finished run (metrics.json exists); "
-                "pass run.overwrite=true to replace it, or choose another seed/variant"
-            )
-        if state is RunState.RESUMABLE and not overwrite:
-            previous = yaml.safe_load(self.config.read_text())
+        if state is not RunState.NEW and not overwrite:
+            previous = yaml.safe_load(self.config.read_text()) if self.config.exists() else {}
             differences = diff_configs(previous, config)
             if differences:
+                how = "a finished" if state is RunState.FINISHED else "an unfinished"
                 raise RunDirError(
-                    f"{self.path} holds an unfinished run of a different config ({format_diff(differences)}); "
-                    "pass run.overwrite=true to discard it, or use another run.dir"
+                    f"{self.path} holds {how} run of a different config ({format_diff(differences)}); "
+                    "pass run.overwrite=true to replace it, or choose another run.name or run.dir"
                 )
         return state
 
@@ -91,9 +109,11 @@ class RunDir:
         """Claim the directory for a run with `config`; returns the state it was found in.
 
         Refuses what `check` refuses; an unfinished run of the same config is resumed (or restarted when
-        `resume` is False).
+        `resume` is False); a finished one is only replaced with `overwrite`.
         """
         state = self.check(config, overwrite=overwrite)
+        if state is RunState.FINISHED and not overwrite:
+            raise RunDirError(f"{self.path} already holds this finished run; pass run.overwrite=true to train it again")
         if state is RunState.FINISHED or (state is RunState.RESUMABLE and (overwrite or not resume)):
             self.clear()
             state = RunState.NEW
@@ -129,13 +149,37 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# How a run is driven and reported, not what it computes: changing these never invalidates a run.
-IGNORED_PREFIXES = ("run.", "tracker.", "trainer.progress")
+# How a run is driven and recorded, not what it computes: these keys never make two runs different
+# experiments (the folder digest, resume and `compare` leave them out). variant_keys and override_keys
+# record which command produced a config; the same config reached by two commands is one experiment.
+BOOKKEEPING = ("run", "paths", "tracker", "trainer.progress", "data.root", "variant_keys", "override_keys")
+
+
+def covered(key: str, prefixes: Iterable[str]) -> bool:
+    """Whether dotted `key` is one of `prefixes` or lies below one (`model.pool` covers `model.pool.size`)."""
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in prefixes)
 
 
 def relevant_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The flattened config without the keys in IGNORED_PREFIXES."""
-    return {key: value for key, value in flatten(config).items() if not key.startswith(IGNORED_PREFIXES)}
+    """The flattened config without the BOOKKEEPING keys."""
+    return {key: value for key, value in flatten(config).items() if not covered(key, BOOKKEEPING)}
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """Eight hex digits naming what `config` computes: the same on every machine for the same config.
+
+    The seed and the experiment are left out (they are folders of their own), so the seeds of one setting
+    share a digest. Values are hashed as JSON (floats by their shortest repr, 3e-4 == 0.0003).
+    """
+    relevant = {k: v for k, v in relevant_config(config).items() if k not in ("seed", "experiment")}
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def setting_name(config: dict[str, Any]) -> str:
+    """The folder of a setting under runs/<experiment>/: run.name, else `<variant>-<config digest>`."""
+    name = (config.get("run") or {}).get("name")
+    return str(name) if name else f"{config['variant']}-{config_digest(config)}"
 
 
 def diff_configs(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -1,13 +1,16 @@
 """Read finished runs from disk and refuse any set of runs that cannot be compared fairly.
 
-A sweep writes `<dir>/<variant>/seed_<n>/` (see repro/rundir.py). Before any statistic is computed this
-module checks the three things that silently ruin an ablation table:
+Training writes `<dir>/<setting>/seed_<n>/`, one folder per setting (`<variant>-<config digest>` or a
+run.name, see repro/rundir.py). A setting is what the tables call a variant: its label is the `variant:`
+name, or, where two settings share that name (a sweep over trainer.lr, say), the name plus the keys that
+tell them apart (`full trainer.lr=0.001`). Before any statistic is computed this module checks the three
+things that silently ruin an ablation table:
 
 1. every variant ran the same seeds, at least two of them (the tests are paired by seed);
 2. runs of one variant agree in every config key except the seed;
-3. two variants differ only in keys that one of their ablations declares (`variant_keys`), so a
-   difference in the table is the ablation's effect and not, say, a learning rate changed on the
-   command line for one variant.
+3. two variants differ only in keys that one of their ablations declares (`variant_keys`) or that both
+   set on the command line (`override_keys`: both sides of a sweep), so a difference in the table is the
+   effect being studied and not, say, a learning rate changed on the command line for one variant.
 
 Each violation raises `ComparisonError` with one line naming the runs, seeds or keys at fault.
 """
@@ -18,16 +21,16 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from ..repro.rundir import flatten
+from ..repro.rundir import BOOKKEEPING, covered, flatten
 
 # Config keys that may differ between runs of one comparison: bookkeeping, not experimental conditions.
-IGNORED_CONFIG_KEYS = ("seed", "variant", "variant_keys", "run", "paths", "tracker", "data.root", "trainer.progress")
+IGNORED_CONFIG_KEYS = ("seed", "variant", *BOOKKEEPING)
 
 _SEED_DIR = re.compile(r"seed_(-?\d+)")
 _MISSING = "<missing>"
@@ -39,15 +42,16 @@ class ComparisonError(ValueError):
 
 @dataclass(frozen=True)
 class Run:
-    """One finished run: `<dir>/<variant>/seed_<seed>/`."""
+    """One finished run: `<dir>/<setting>/seed_<seed>/`."""
 
-    variant: str
+    variant: str  # the label of its setting in the tables (see the module docstring)
     seed: int
     path: Path
     metrics: dict[str, Any]  # metrics.json as written by the run
     config: dict[str, Any]  # config.yaml flattened to dotted keys, ignored keys removed
     variant_keys: tuple[str, ...]  # dotted keys this variant's ablation sets
     train_seconds: float | None  # timing.json `train_seconds`, None when absent
+    override_keys: tuple[str, ...] = ()  # dotted keys set on its command line (key=value)
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,6 @@ class RunSet:
         return table
 
 
-def _covered(key: str, prefixes: Iterable[str]) -> bool:
-    """Whether `key` is one of `prefixes` or lies below one of them (`model.pool` covers `model.pool.size`)."""
-    return any(key == prefix or key.startswith(prefix + ".") for prefix in prefixes)
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -102,7 +101,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_run(path: Path, variant: str, seed: int) -> Run:
+def _read_run(path: Path, setting: str, seed: int) -> Run:
     config_path = path / "config.yaml"
     if not config_path.is_file():
         raise ComparisonError(
@@ -113,14 +112,17 @@ def _read_run(path: Path, variant: str, seed: int) -> Run:
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
     if not isinstance(config, dict):
         raise ComparisonError(f"{config_path} holds a {type(config).__name__}; expected a mapping")
-    if config.get("seed", seed) != seed or config.get("variant", variant) != variant:
+    variant = str(config.get("variant", setting))
+    named = (config.get("run") or {}).get("name")
+    if config.get("seed", seed) != seed or (setting not in (variant, named) and not setting.startswith(f"{variant}-")):
         raise ComparisonError(
-            f"run {path} lies in {variant}/seed_{seed} but its config.yaml says variant={config.get('variant')!r}, "
+            f"run {path} lies in {setting}/seed_{seed} but its config.yaml says variant={config.get('variant')!r}, "
             f"seed={config.get('seed')!r}; was the directory moved or renamed?"
         )
     # Hydra override syntax (+key, ~key) may reach variant_keys; the key itself is what counts.
     variant_keys = tuple(str(key).lstrip("+~") for key in config.get("variant_keys") or ())
-    flat = {key: value for key, value in flatten(config).items() if not _covered(key, IGNORED_CONFIG_KEYS)}
+    override_keys = tuple(str(key) for key in config.get("override_keys") or ())
+    flat = {key: value for key, value in flatten(config).items() if not covered(key, IGNORED_CONFIG_KEYS)}
     timing_path = path / "timing.json"
     train_seconds = _read_json(timing_path).get("train_seconds") if timing_path.is_file() else None
     return Run(
@@ -131,43 +133,83 @@ def _read_run(path: Path, variant: str, seed: int) -> Run:
         config=flat,
         variant_keys=variant_keys,
         train_seconds=float(train_seconds) if isinstance(train_seconds, int | float) else None,
+        override_keys=override_keys,
     )
 
 
-def load_runs(root: str | Path) -> RunSet:
-    """Read every `<root>/<variant>/seed_<n>/` that holds a metrics.json.
+def load_runs(
+    root: str | Path, settings: Iterable[str] | None = None, seeds: Iterable[int] | None = None
+) -> RunSet:
+    """Read every `<root>/<setting>/seed_<n>/` that holds a metrics.json, or only the chosen ones.
 
     Seed directories without metrics.json are unfinished (or crashed) runs: they are listed in
     `RunSet.skipped` so the caller can say so, and left out of every statistic.
 
+    Args:
+        root: runs/<experiment>.
+        settings: folder names under `root` to compare (`ablate` and the pipeline name exactly their own);
+            None: every folder.
+        seeds: the seeds to read; None: every seed found.
+
     Raises:
-        ComparisonError: `root` is not a directory or holds no finished run.
+        ComparisonError: `root` is not a directory, a chosen setting has no folder, or no run is finished.
     """
     root = Path(root)
     if not root.is_dir():
         raise ComparisonError(f"{root} is not a directory; expected runs/<experiment> holding <variant>/seed_<n>/")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if settings is not None:
+        chosen = list(dict.fromkeys(settings))
+        absent = [name for name in chosen if not (root / name).is_dir()]
+        if absent:
+            raise ComparisonError(f"{root} has no runs of {', '.join(absent)}; expected folders <setting>/seed_<n>/")
+        folders = [root / name for name in chosen]
+    wanted = None if seeds is None else set(seeds)
     runs, skipped = [], []
-    seen: dict[tuple[str, int], Path] = {}
-    for variant_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for seed_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
-            match = _SEED_DIR.fullmatch(seed_dir.name)
-            if match is None:
-                continue
-            seed = int(match.group(1))
-            if (variant_dir.name, seed) in seen:  # seed_1 and seed_01: one would silently replace the other
-                raise ComparisonError(
-                    f"{seen[variant_dir.name, seed]} and {seed_dir} both hold seed {seed} of {variant_dir.name!r}; "
-                    "expected one directory per seed (remove or rename one)"
-                )
-            seen[variant_dir.name, seed] = seed_dir
-            if (seed_dir / "metrics.json").is_file():
-                runs.append(_read_run(seed_dir, variant_dir.name, seed))
-            else:
-                skipped.append(seed_dir)
+    for folder in folders:
+        found = _read_setting(folder, wanted)
+        runs += found[0]
+        skipped += found[1]
     if not runs:
         unfinished = f" ({len(skipped)} unfinished, without metrics.json)" if skipped else ""
         raise ComparisonError(f"no finished runs under {root}{unfinished}; expected <variant>/seed_<n>/metrics.json")
-    return RunSet(root=root, runs=tuple(runs), skipped=tuple(skipped))
+    return RunSet(root=root, runs=tuple(_labelled(runs)), skipped=tuple(skipped))
+
+
+def _read_setting(folder: Path, seeds: set[int] | None) -> tuple[list[Run], list[Path]]:
+    """(finished runs, unfinished seed folders) of one setting folder, refusing two folders of one seed."""
+    runs, skipped, seen = [], [], {}
+    for seed_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        match = _SEED_DIR.fullmatch(seed_dir.name)
+        if match is None or (seeds is not None and int(match.group(1)) not in seeds):
+            continue
+        seed = int(match.group(1))
+        if seed in seen:  # seed_1 and seed_01: one would silently replace the other
+            raise ComparisonError(
+                f"{seen[seed]} and {seed_dir} both hold seed {seed} of {folder.name!r}; "
+                "expected one directory per seed (remove or rename one)"
+            )
+        seen[seed] = seed_dir
+        if (seed_dir / "metrics.json").is_file():
+            runs.append(_read_run(seed_dir, folder.name, seed))
+        else:
+            skipped.append(seed_dir)
+    return runs, skipped
+
+
+def _labelled(runs: list[Run]) -> list[Run]:
+    """The runs with each setting's table label: its variant name, plus the keys that tell apart settings
+    sharing that name (`full trainer.lr=0.001`), else the folder name itself."""
+    settings = {run.path.parent.name: run for run in runs}  # one run of each setting stands for it
+    labels = {}
+    for name, run in settings.items():
+        twins = [other for other in settings.values() if other.variant == run.variant and other is not run]
+        keys = sorted(set().union(*(_differing_keys(run.config, other.config) for other in twins)))
+        label = run.variant + "".join(f" {key}={run.config.get(key, _MISSING)}" for key in keys)
+        labels[name] = label if twins and len(label) <= 60 else name if twins else run.variant
+    if len(set(labels.values())) < len(labels):  # equal configs under two names (run.name): the folders tell
+        labels = {name: name for name in settings}
+    return [replace(run, variant=labels[run.path.parent.name]) for run in runs]
 
 
 def check_seeds(runs: RunSet) -> None:
@@ -216,11 +258,14 @@ def check_configs(runs: RunSet) -> None:
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             run_a, run_b = representative[a], representative[b]
-            declared = set(run_a.variant_keys) | set(run_b.variant_keys)
-            stray = {key for key in _differing_keys(run_a.config, run_b.config) if not _covered(key, declared)}
+            # an ablation's own keys, and a key both set on the command line: the two sides of a sweep
+            swept = set(run_a.override_keys) & set(run_b.override_keys)
+            declared = set(run_a.variant_keys) | set(run_b.variant_keys) | swept
+            stray = {key for key in _differing_keys(run_a.config, run_b.config) if not covered(key, declared)}
             if stray:
                 configs = {a: run_a.config, b: run_b.config}
                 raise ComparisonError(
-                    f"variants {a!r} and {b!r} differ in keys that neither ablation sets (variant_keys): "
+                    f"variants {a!r} and {b!r} differ in keys that neither ablation sets (variant_keys) nor both "
+                    "commands set (override_keys): "
                     f"{_describe_difference(stray, configs)}"
                 )

@@ -2,14 +2,17 @@
 
     python -m {{ cookiecutter.package }}.train experiment=<name> [trainer=smoke] [seed=N] [key=value ...]
 
-Composes the Hydra config, claims the run directory (resuming it when it holds an unfinished run of
-the same config), seeds everything, records the environment, builds the baseline's task and hands it
-to the training loop. Sweeps are Hydra multirun: add `-m` and comma-separated values, e.g.
-`-m ablation=vit_full,vit_gap seed=0,1,2`. Under `torchrun` every process runs this same file.
+Composes the Hydra config, finds the run's directory from what the run is (repro/rundir.py: the same
+command always lands in the same folder, two configs never share one), claims it (resuming an unfinished
+run of the same config; a finished one is reported and left as it is), seeds everything, records the
+environment, builds the baseline's task and hands it to the training loop. Sweeps are Hydra multirun: add
+`-m` and comma-separated values, e.g. `-m ablation=vit_full,vit_gap seed=0,1,2` or `-m trainer.lr=1e-3,3e-4`
+(one folder per value). Under `torchrun` every process runs this same file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -25,10 +28,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.logging import RichHandler
 
-from ..config import TrainConfig, check_trainer, register_configs
+from ..config import CONFIG_DIR, TrainConfig, check_trainer, register_configs
 from ..data.files import atomic_write_bytes, atomic_write_json
 from ..repro.environment import collect_environment
-from ..repro.rundir import RunDir, RunDirError, RunState, flatten
+from ..repro.rundir import BOOKKEEPING, RunDir, RunDirError, RunState, covered, flatten
 from ..repro.seeding import seed_everything
 from ..tasks import build_task
 from ..tracking import Tracker
@@ -36,8 +39,6 @@ from .checkpoint import CheckpointError
 from .distributed import init_distributed, run_on_main, shutdown
 from .loop import fit, resolve_device, steps_per_epoch
 
-# configs/ sits at the project root, next to src/ (an editable install keeps this layout).
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
 log = logging.getLogger("{{ cookiecutter.package }}")
 
 register_configs()
@@ -51,6 +52,26 @@ def ablation_keys(config_dir: Path) -> list[str]:
     path = config_dir / "ablation" / f"{choice}.yaml"
     content = yaml.safe_load(path.read_text()) if path.exists() else {}
     return sorted(key for key in flatten(content or {}) if key not in ("variant", "defaults"))
+
+
+def command_line_keys(overrides: list[str], config_dir: Path) -> list[str]:
+    """Dotted keys that `key=value` overrides set (not config groups, the seed or bookkeeping).
+
+    A sweep over such a key (`-m trainer.lr=1e-3,3e-4`) is a comparison in its own right: `compare` lets
+    two settings differ in a key that both set on the command line (stats/load.py).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = {path.name for path in config_dir.iterdir() if path.is_dir()}
+    keys = (override.key_or_group for override in OverridesParser.create().parse_overrides(overrides))
+    return sorted(
+        {
+            key
+            for key in keys
+            if "/" not in key and key not in groups and key != "seed" and not key.startswith("hydra")
+            if not covered(key, BOOKKEEPING)
+        }
+    )
 
 
 def setup_logging(log_file: Path | None, is_main: bool) -> None:
@@ -99,14 +120,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)  # float sums depend on the thread count: pin it
 
-    run = (
-        RunDir(Path(typed.run.dir))
-        if typed.run.dir
-        else RunDir.for_run(typed.paths.runs_dir, typed.experiment, typed.variant, typed.seed)
-    )
-    # A finished run or another config in the directory is refused before any data is prepared.
-    run_on_main(lambda: run.check(config, overwrite=typed.run.overwrite), dist)
+    run = RunDir.for_config(config)
+    # Another config in the directory is refused before any data is prepared; this config, finished, is done.
+    found = run_on_main(lambda: run.check(config, overwrite=typed.run.overwrite), dist)
     setup_logging(None, dist.is_main)
+    if found is RunState.FINISHED and not typed.run.overwrite:
+        log.info("%s already holds this run, finished: nothing to train (run.overwrite=true trains it again)", run.path)
+        shutdown(dist)
+        return json.loads(run.metrics.read_text())
     seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
     torch.backends.cuda.matmul.allow_tf32 = tc.tf32
     torch.backends.cudnn.allow_tf32 = tc.tf32
@@ -134,7 +155,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         tracker = Tracker(
             typed.tracker,
             run.metrics_log,
-            name=f"{typed.experiment}/{typed.variant}/seed_{typed.seed}",
+            name=f"{typed.experiment}/{run.path.parent.name}/{run.path.name}",  # the folder names the setting
             group=typed.experiment,
             config=config,
             environment=environment,
@@ -151,9 +172,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    cfg.variant_keys = ablation_keys(Path(CONFIG_DIR))
+    cfg.variant_keys = ablation_keys(CONFIG_DIR)
+    cfg.override_keys = command_line_keys(list(HydraConfig.get().overrides.task), CONFIG_DIR)
     if HydraConfig.get().mode is RunMode.MULTIRUN and "TORCHELASTIC_RUN_ID" in os.environ:
         # Every torchrun process would run the whole sweep, each in its own timestamped sweep folder.
         print(
