@@ -202,7 +202,7 @@ def test_smoke_step_runs_for_real(github: tuple[Path, dict[str, Any]], tmp_path:
         command = [PYTHON, *args[1:]] if args[0] == "python" else [tool(args[0]), *args[1:]]
         run(command, cwd=project, env=env, timeout=600)
     if all(args[0] != "dvc" for args in smoke_commands(split(github_commands(github[1])))):
-        assert (project / "runs" / "transformer_shakespeare" / "comparison.md").exists()
+        assert (project / "pipeline" / "transformer_shakespeare" / "comparison.md").exists()
 
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])

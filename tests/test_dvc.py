@@ -137,7 +137,7 @@ def pipeline(bake: Baker, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 def run_dirs(project: Path) -> list[Path]:
     params = yaml.safe_load((project / "params.yaml").read_text())
     variants = params["experiments"][EXPERIMENT]["variants"]
-    return [project / "runs" / EXPERIMENT / v / f"seed_{s}" for v in variants for s in params["seeds"]]
+    return [project / "pipeline" / EXPERIMENT / v / f"seed_{s}" for v in variants for s in params["seeds"]]
 
 
 @pytest.mark.slow
@@ -151,7 +151,7 @@ def test_repro_runs_one_experiment_end_to_end(pipeline: dict[str, Any]) -> None:
         f"compare_{MODEL}",
     ]
     for name in ("comparison.md", "comparison.tex", "comparison.json", "comparison.png", "summary.json", "curves.json"):
-        assert (project / "runs" / EXPERIMENT / name).is_file(), name
+        assert (project / "pipeline" / EXPERIMENT / name).is_file(), name
     # Each run's environment record names the DVC hash of every input it read, as dvc.lock has it now.
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     (data_out,) = lock["stages"][f"prepare_{DATASET.split('_')[0]}"]["outs"]
@@ -177,7 +177,7 @@ def test_one_changed_param_reruns_only_the_stages_that_read_it(pipeline: dict[st
     # A pipeline choice only the comparison reads: that stage alone runs, for real.
     params_file.write_text(original.replace("metric: val/loss", "metric: val/acc"))
     assert ran_stages(dvc(project, "repro", f"compare_{MODEL}").stdout) == [f"compare_{MODEL}"]
-    assert "val/acc" in json.loads((project / "runs" / EXPERIMENT / "summary.json").read_text())["full"]
+    assert "val/acc" in json.loads((project / "pipeline" / EXPERIMENT / "summary.json").read_text())["full"]
     params_file.write_text(original)
     dvc(project, "repro", f"compare_{MODEL}")  # back to the committed state (DVC's run cache restores it)
     # Hydra keys, dry runs (`--dry` lists the stages whose own deps or params changed; the comparison
@@ -201,18 +201,18 @@ def test_one_changed_param_reruns_only_the_stages_that_read_it(pipeline: dict[st
 @pytest.mark.slow
 def test_metrics_and_plots_show(pipeline: dict[str, Any]) -> None:
     project = pipeline["project"]
-    target = f"runs/{EXPERIMENT}/summary.json"
+    target = f"pipeline/{EXPERIMENT}/summary.json"
     (shown,) = json.loads(dvc(project, "metrics", "show", "--json", target).stdout).values()  # the workspace
     summary = shown["data"][target]["data"]
     for run_dir in run_dirs(project):
         final = json.loads((run_dir / "metrics.json").read_text())
         assert summary[run_dir.parent.name]["val/loss"][run_dir.name] == final["val/loss"]
-    targets = [f"runs/{EXPERIMENT}/curves.json", f"runs/{EXPERIMENT}/comparison.png"]
+    targets = [f"pipeline/{EXPERIMENT}/curves.json", f"pipeline/{EXPERIMENT}/comparison.png"]
     plots = json.loads(dvc(project, "plots", "show", "--json", *targets).stdout)
     assert not plots.get("errors"), plots.get("errors")
-    curves = plots["data"][f"runs/{EXPERIMENT}/curves.json"][0]["content"]
+    curves = plots["data"][f"pipeline/{EXPERIMENT}/curves.json"][0]["content"]
     assert {row["run"] for row in curves["data"]["values"]} == {f"{r.parent.name}/{r.name}" for r in run_dirs(project)}
-    assert f"runs/{EXPERIMENT}/comparison.png" in plots["data"]
+    assert f"pipeline/{EXPERIMENT}/comparison.png" in plots["data"]
 
 
 @pytest.mark.slow
@@ -248,7 +248,7 @@ def test_push_then_clone_and_pull_restores_everything_byte_for_byte(pipeline: di
     dvc(project, "push")
     clone = project.parent / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], cwd=project.parent)
-    assert not (clone / "data").exists() and not (clone / "runs").exists()
+    assert not (clone / "data").exists() and not (clone / "pipeline").exists()
     dvc(clone, "pull")
     original = tracked_files(project)
     assert len(original) > 40 and tracked_files(clone) == original

@@ -28,10 +28,16 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 PKG = "slurm_smoke"
 EXPERIMENT = "transformer_shakespeare"
-RUN = Path(EXPERIMENT) / "full" / "seed_0"
 SMOKE = [f"experiment={EXPERIMENT}", "trainer=smoke", "tracker=none", "seed=0"]
 # One CPU per task: the two runs of a sweep share a 2-CPU machine side by side.
 JOB = ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10"]
+
+
+def run_of(runs: Path, variant: str = "full") -> Path:
+    """runs/<experiment>/<variant>-<config digest>/seed_0, the one run of `variant` under `runs` (a test's own)."""
+    found = sorted((runs / EXPERIMENT).glob(f"{variant}-*/seed_0"))
+    assert len(found) <= 1, found
+    return found[0] if found else runs / EXPERIMENT / f"{variant}-(not yet)" / "seed_0"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def test_sweep_lands_every_run_in_its_run_directory(cluster: SlurmCluster, proje
     train(cluster, project, "-m", "hydra/launcher=slurm", *SMOKE, ablations, f"paths.runs_dir={tmp_path}", *JOB)
     job_ids = set()
     for variant in ("full", "no_dropout"):
-        run_dir = tmp_path / EXPERIMENT / variant / "seed_0"
+        run_dir = run_of(tmp_path, variant)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert math.isfinite(metrics["val/loss"]) and metrics["val/acc"] > 2 / 65  # learned beyond chance
         env = json.loads((run_dir / "environment.json").read_text())["env"]
@@ -83,10 +89,10 @@ def test_job_of_two_tasks_trains_with_ddp_exactly_like_torchrun(
     train(cluster, project, "-m", "hydra/launcher=slurm", *exact, f"paths.runs_dir={slurm}", *two_tasks)
     command = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", f"{PKG}.train"]
     run([*command, *exact, f"paths.runs_dir={torchrun}"], cwd=project, env={"PYTHONPATH": str(project / "src")})
-    environment = json.loads((slurm / RUN / "environment.json").read_text())
+    environment = json.loads((run_of(slurm) / "environment.json").read_text())
     assert environment["distributed"]["world_size"] == 2
     assert environment["env"]["SLURM_NTASKS"] == "2"
-    assert (slurm / RUN / "metrics.json").read_bytes() == (torchrun / RUN / "metrics.json").read_bytes()
+    assert (run_of(slurm) / "metrics.json").read_bytes() == (run_of(torchrun) / "metrics.json").read_bytes()
 
 
 def test_requeued_job_resumes_from_its_last_checkpoint(cluster: SlurmCluster, project: Path, tmp_path: Path) -> None:
@@ -96,7 +102,7 @@ def test_requeued_job_resumes_from_its_last_checkpoint(cluster: SlurmCluster, pr
     command = [PYTHON, "-m", f"{PKG}.train", "-m", "hydra/launcher=slurm", *longer, f"paths.runs_dir={runs}", *JOB]
     sweep = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        cluster.wait_until((runs / RUN / "checkpoints" / "last.pt").exists, "the first checkpoint", timeout=120)
+        cluster.wait_until(lambda: (run_of(runs) / "checkpoints" / "last.pt").exists(), "the first checkpoint", timeout=120)
         (job,) = cluster.jobs()
         # USR2 is what SLURM sends signal_delay_s before a time limit (--signal=USR2@120 in the job script);
         # submitit then calls the launcher's checkpoint(), requeues the job and exits.
@@ -110,7 +116,8 @@ def test_requeued_job_resumes_from_its_last_checkpoint(cluster: SlurmCluster, pr
             sweep.kill()
     assert sweep.returncode == 0, output
     run([PYTHON, "-m", f"{PKG}.train", *longer, f"paths.runs_dir={reference}"], cwd=project, env=env)
-    assert json.loads((runs / RUN / "timing.json").read_text())["resumes"] == 1
-    assert (runs / RUN / "environment.resume_1.json").exists()
-    assert (runs / RUN / "metrics.json").read_bytes() == (reference / RUN / "metrics.json").read_bytes()
-    assert (runs / RUN / "metrics.jsonl").read_bytes() == (reference / RUN / "metrics.jsonl").read_bytes()
+    run_dir, reference_dir = run_of(runs), run_of(reference)
+    assert json.loads((run_dir / "timing.json").read_text())["resumes"] == 1
+    assert (run_dir / "environment.resume_1.json").exists()
+    assert (run_dir / "metrics.json").read_bytes() == (reference_dir / "metrics.json").read_bytes()
+    assert (run_dir / "metrics.jsonl").read_bytes() == (reference_dir / "metrics.jsonl").read_bytes()

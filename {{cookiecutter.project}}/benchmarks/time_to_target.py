@@ -1,7 +1,8 @@
 """Time to target: the training time each run needed to first reach a target score, against a budget.
 
     python -m {{ cookiecutter.package }}.train experiment=<name> trainer=gpu      # a full run on the GPU, real data
-    python benchmarks/time_to_target.py runs/<name>/full/seed_0 [more run directories]
+    python benchmarks/time_to_target.py runs/<name>/<setting>/seed_0 [more run directories]
+    python benchmarks/time_to_target.py experiment=<name> trainer=gpu   # the run this command trained
 
 Each run's timing.json lists its evaluations with the training time it took to reach each one
 (`train_seconds`: optimizer steps only, evaluation excluded, the first steps' compilation included, the
@@ -37,6 +38,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from {{ cookiecutter.package }}.config import locate_run
 from {{ cookiecutter.package }}.data.files import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +165,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished run directories (runs/<exp>/<variant>/seed_<n>)")
+    parser.add_argument(
+        "runs", nargs="+", help="finished run directories (runs/<exp>/<setting>/seed_<n>), or the overrides of one run"
+    )
     parser.add_argument("--metric", help="evaluated metric, e.g. val/loss (default: the experiment's target)")
     parser.add_argument("--target", type=float, help="the score to reach")
     parser.add_argument("--mode", choices=("min", "max"), help="min: lower is better; max: higher is better")
@@ -178,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.budget is not None and not args.budget > 0:
         parser.error(f"--budget {args.budget}: expected a positive number of seconds")
     target = Target(args.metric, args.target, args.mode) if args.metric else None
-    rows = [time_to_target(run, target, args.budget) for run in args.runs]
+    overrides = all("=" in word for word in args.runs)
+    runs = [locate_run(args.runs)] if overrides else [Path(word) for word in args.runs]
+    rows = [time_to_target(run, target, args.budget) for run in runs]
     devices = sorted({row["device"] for row in rows})
     slug = re.sub(r"[^a-z0-9]+", "_", "_".join(devices).lower()).strip("_") or "device"
     report = markdown(rows)

@@ -109,7 +109,7 @@ class TrainConfig:
     """The whole run: `python -m {{ cookiecutter.package }}.train` composes and validates this."""
 
     experiment: str = "default"
-    variant: str = "full"  # the ablation variant: runs/<experiment>/<variant>/...
+    variant: str = "full"  # the ablation variant: runs/<experiment>/<variant>-<digest>/...
     variant_keys: list[str] = field(default_factory=list)  # keys the ablation sets; filled in by train/run.py
     override_keys: list[str] = field(default_factory=list)  # keys set on the command line; likewise
     seed: int = 0
@@ -189,3 +189,23 @@ def settings_of(overrides: list[str]) -> tuple[list[str], list[int]]:
         if any(item.split("=", 1)[0] == "seed" for item in single):
             seeds[int(config["seed"])] = None  # type: ignore[index]
     return list(settings), list(seeds)
+
+
+def locate_run(words: list[str]) -> Path:
+    """A run named by its directory (`runs/<experiment>/<setting>/seed_<n>`) or by the overrides of the command
+    that trained it (`experiment=vit_cifar10 trainer=smoke seed=1`): reproduce, env and the benchmarks take both.
+
+    Raises:
+        ValueError: several words that are not all `key=value` overrides.
+    """
+    if len(words) == 1 and "=" not in words[0]:
+        return Path(words[0])
+    if not all("=" in word for word in words):
+        raise ValueError(f"{' '.join(words)!r}: expected one run directory, or the key=value overrides that trained it")
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return run_dir_of(list(words))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ValueError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err

@@ -1,7 +1,8 @@
-"""Show an environment record as a table: `python -m {{ cookiecutter.package }}.env [RUN_DIR] [--json]`.
+"""Show an environment record as a table: `python -m {{ cookiecutter.package }}.env [RUN] [--json]`.
 
-Without RUN_DIR it collects the record of this machine now (what a run started here would record);
-with one it shows that run's environment.json. `--packages` lists every installed package too.
+Without RUN it collects the record of this machine now (what a run started here would record); with a
+run directory, or the key=value overrides of the command that trained it, it shows that run's
+environment.json. `--packages` lists every installed package too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .config import locate_run
 from .repro.environment import collect_environment
 from .repro.rundir import flatten
 
@@ -45,13 +47,15 @@ def environment_table(record: dict[str, Any], with_packages: bool = False) -> Ta
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}.env", description=__doc__)
-    parser.add_argument("run_dir", nargs="?", type=Path, help="a run directory (default: this machine, now)")
+    parser.add_argument(
+        "run", nargs="*", metavar="RUN", help="a run directory, or the overrides that trained it (default: this machine)"
+    )
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     parser.add_argument("--packages", action="store_true", help="list every installed package")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
-        record = load_record(args.run_dir) if args.run_dir else collect_environment()[0]
-    except (FileNotFoundError, json.JSONDecodeError) as err:
+        record = load_record(locate_run(args.run)) if args.run else collect_environment()[0]
+    except (FileNotFoundError, json.JSONDecodeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:

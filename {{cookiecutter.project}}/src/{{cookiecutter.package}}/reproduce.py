@@ -1,9 +1,10 @@
 """Re-run a recorded run and check that it gives the same numbers:
 
-    python -m {{ cookiecutter.package }}.reproduce runs/<experiment>/<variant>/seed_<n> [--out DIR] [--rtol 0]
+    python -m {{ cookiecutter.package }}.reproduce runs/<experiment>/<setting>/seed_<n> [--out DIR] [--rtol 0]
+    python -m {{ cookiecutter.package }}.reproduce experiment=<name> trainer=smoke [seed=N ...]   # the run it trained
 
 Trains again from the run's own config.yaml in a fresh directory (default
-runs/.reproduce/<experiment>/<variant>/seed_<n>), compares metrics.json key by key, and lists the
+runs/.reproduce/<experiment>/<setting>/seed_<n>), compares metrics.json key by key, and lists the
 differences between the two environment records (packages, commit, hardware, threads, data hashes)
 that could explain a mismatch. Exit status: 0 = match, 1 = mismatch, 2 = the run cannot be reproduced
 (not finished, files missing). On CPU with the same environment a match is exact, byte for byte.
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from .config import locate_run
 from .repro.rundir import flatten
 from .tasks import DATA_CONFIGS, MODEL_CONFIGS
 
@@ -53,7 +55,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
     if missing:
         raise ReproduceError(
             f"{run_dir} lacks {', '.join(missing)}; expected a finished run directory "
-            "(runs/<experiment>/<variant>/seed_<n>)"
+            "(runs/<experiment>/<setting>/seed_<n>)"
         )
     return (
         yaml.safe_load(files["config.yaml"].read_text()),
@@ -146,18 +148,20 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}.reproduce", description=__doc__)
-    parser.add_argument("run_dir", type=Path, help="a finished run: runs/<experiment>/<variant>/seed_<n>")
     parser.add_argument(
-        "--out", type=Path, help="where to rerun (default runs/.reproduce/<experiment>/<variant>/seed_<n>)"
+        "run", nargs="+", metavar="RUN", help="a finished run: its directory, or the key=value overrides that trained it"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to rerun (default runs/.reproduce/<experiment>/<setting>/seed_<n>)"
     )
     parser.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (0 = exact; GPUs may need 1e-6)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     console = Console()
     try:
+        args.run_dir = locate_run(args.run)
         config, _, _ = load_run(args.run_dir)
-        out = args.out or Path(
-            config["paths"]["runs_dir"], ".reproduce", config["experiment"], config["variant"], f"seed_{config['seed']}"
-        )
+        setting = args.run_dir.resolve().parent.name  # <variant>-<digest>, run.name or the pipeline's <variant>
+        out = args.out or Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], setting, args.run_dir.name)
         metric_diffs, env_diffs, _ = reproduce(args.run_dir, out, args.rtol)
     except (ReproduceError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

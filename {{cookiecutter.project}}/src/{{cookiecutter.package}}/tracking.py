@@ -3,8 +3,8 @@
 The local JSONL log is the source of truth: it is written by the run itself, deterministic, and
 survives a kill (a resume truncates it back to the last checkpoint, so no step is logged twice).
 {%- if cookiecutter.__wandb %}
-wandb is a view of it for dashboards: one wandb run per training run, named
-<experiment>/<variant>/seed_<seed>, grouped by experiment, with the resolved config and the environment
+wandb is a view of it for dashboards: one wandb run per training run, named after its folder
+(<experiment>/<variant>-<digest>/seed_<seed>), grouped by experiment, with the resolved config and the environment
 record as its config, every logged record as history and metrics.json as its summary. Its files go to
 <run dir>/wandb/. Without an API key it runs offline (`wandb sync <run dir>/wandb/offline-run-*` uploads
 later); tracker.mode or WANDB_MODE (online | offline | disabled) overrides that. A resumed run continues
