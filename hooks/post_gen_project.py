@@ -149,6 +149,8 @@ def next_steps(root: Path, committed: bool) -> str:
         lines.append("  git init && git add -A && git commit -m 'Initial commit'")
     lines += ["  pre-commit install", f"  python -m {package}.train experiment={experiment} trainer=smoke"]
     lines.append("  dvc repro          # the whole smoke pipeline: prepare -> train -> compare (docs/pipeline.md)")
+    # dvc.lock names every output: without it in git, `dvc pull` on a fresh clone restores nothing
+    lines.append("  git add dvc.lock && git commit -m 'Pipeline results'   # what `dvc pull` restores elsewhere")
     return "\n".join(lines)
 
 

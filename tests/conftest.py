@@ -7,8 +7,11 @@ those steps happen for a few combinations only and are marked `slow`.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +78,28 @@ class Baker:
 @pytest.fixture(scope="session")
 def bake(cookies_session: Any) -> Baker:
     return Baker(cookies_session)
+
+
+TORCH = shlex.split(os.environ.get("TORCH_INSTALL", "torch torchvision"))
+# What one fresh environment with PyTorch needs while it installs (a CUDA build is about 5.5 GB).
+FRESH_VENV_BYTES = 7 * 2**30
+
+
+@pytest.fixture
+def fresh_python(tmp_path: Path) -> Iterator[Path]:
+    """A brand-new virtual environment with PyTorch only; its Python. Removed when the test ends."""
+    free = shutil.disk_usage(tmp_path).free
+    if free < FRESH_VENV_BYTES:
+        pytest.fail(
+            f"{tmp_path} has {free / 2**30:.1f} GiB free; a fresh environment with PyTorch needs about "
+            f"{FRESH_VENV_BYTES / 2**30:.0f} GiB (set TMPDIR to a larger disk)"
+        )
+    path = tmp_path / "venv"
+    try:
+        run([sys.executable, "-m", "venv", str(path)], cwd=tmp_path)
+        python = path / "bin" / "python"
+        run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=tmp_path)
+        run([str(python), "-m", "pip", "install", "--quiet", *TORCH], cwd=tmp_path)
+        yield python
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -77,7 +77,8 @@ def test_the_printed_next_steps_run_in_order(tmp_path: Path, init_git: str) -> N
         cwd=tmp_path,
     )
     steps = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ")]
-    assert steps[0] == "cd my-paper" and steps[-1].startswith("dvc repro")
+    assert steps[0] == "cd my-paper" and steps[-2].startswith("dvc repro")
+    assert steps[-1].startswith("git add dvc.lock && git commit")  # docs/pipeline.md: commit dvc.lock
     install = steps.index("pre-commit install")
     if init_git == "no":
         assert steps.index("git init && git add -A && git commit -m 'Initial commit'") < install

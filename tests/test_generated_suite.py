@@ -1,7 +1,8 @@
 """Install baked projects the way a user does and run their own test suites.
 
-One project is installed into a brand-new virtual environment with pip (`pip install -e ".[dev]"`) and
-runs its whole suite; one is installed with uv and runs the fast part. Each baseline alone reuses one
+One project is installed with uv into a brand-new virtual environment and runs the fast part of its suite
+(tests/test_readme_script.py installs one with pip, as its README says, and runs the whole suite after
+every README command). Each baseline alone reuses one
 throwaway environment that sees the test runner's packages (`pip install --no-deps -e`) and runs its
 fast suite.
 
@@ -13,50 +14,14 @@ holds more than one at a time beside the runner's own.
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
 import site
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Baker, run, tool
 
 pytestmark = pytest.mark.slow
-TORCH = shlex.split(os.environ.get("TORCH_INSTALL", "torch torchvision"))
-
-
-# What one fresh environment with PyTorch needs while it installs (a CUDA build is about 5.5 GB).
-FRESH_VENV_BYTES = 7 * 2**30
-
-
-@pytest.fixture
-def fresh_python(tmp_path: Path) -> Iterator[Path]:
-    """A brand-new virtual environment with PyTorch only; its Python. Removed when the test ends."""
-    free = shutil.disk_usage(tmp_path).free
-    if free < FRESH_VENV_BYTES:
-        pytest.fail(
-            f"{tmp_path} has {free / 2**30:.1f} GiB free; a fresh environment with PyTorch needs about "
-            f"{FRESH_VENV_BYTES / 2**30:.0f} GiB (set TMPDIR to a larger disk)"
-        )
-    path = tmp_path / "venv"
-    try:
-        run([sys.executable, "-m", "venv", str(path)], cwd=tmp_path)
-        python = path / "bin" / "python"
-        run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=tmp_path)
-        run([str(python), "-m", "pip", "install", "--quiet", *TORCH], cwd=tmp_path)
-        yield python
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def test_pip_install_in_a_fresh_venv_and_run_the_full_suite(bake: Baker, fresh_python: Path) -> None:
-    project = bake(project_name="Fresh Pip", tracker="wandb")
-    run([str(fresh_python), "-m", "pip", "install", "--quiet", "-e", ".[dev]"], cwd=project)
-    result = run([str(fresh_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, timeout=1800)
-    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 def test_uv_install_in_a_fresh_venv_and_run_the_fast_suite(bake: Baker, fresh_python: Path) -> None:

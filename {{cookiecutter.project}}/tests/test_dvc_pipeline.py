@@ -49,8 +49,8 @@ def test_the_training_matrix_is_params_yaml(dvc_index: Any, experiment: str) -> 
     items = set()
     for stage in stages_running(dvc_index, "train", experiment):
         (out,) = stage.outs
-        match = re.fullmatch(rf"runs/{experiment}/(.+)/seed_(\d+)", out.def_path)
-        assert match, f"{stage.addressing} writes {out.def_path}, not runs/{experiment}/<variant>/seed_<n>"
+        match = re.fullmatch(rf"pipeline/{experiment}/(.+)/seed_(\d+)", out.def_path)
+        assert match, f"{stage.addressing} writes {out.def_path}, not pipeline/{experiment}/<variant>/seed_<n>"
         items.add((match.group(1), int(match.group(2))))
     plan = PARAMS.experiments[experiment]
     assert items == set(itertools.product(plan.variants, PARAMS.seeds))

@@ -248,12 +248,14 @@ def test_bad_values_are_refused_before_the_run_directory_is_made(tmp_path: Path)
 
 
 def test_unfinished_run_of_another_config_is_refused(tmp_path: Path) -> None:
-    process = start(tmp_path, ["-m", f"{PKG}.train", f"experiment={FIRST}", "trainer=smoke", "tracker=none"])
-    checkpoint = run_dir(tmp_path, FIRST) / "checkpoints" / "last.pt"
+    """Only a name you choose can point two configs at one folder (a digest never does): refused, naming the key."""
+    named = ["-m", f"{PKG}.train", f"experiment={FIRST}", "trainer=smoke", "tracker=none", "run.name=mine"]
+    process = start(tmp_path, named)
+    checkpoint = tmp_path / "runs" / FIRST / "mine" / "seed_0" / "checkpoints" / "last.pt"
     wait_for(checkpoint.exists, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    result = train(tmp_path, f"experiment={FIRST}", "trainer.lr=0.5", check=False)
+    result = train(tmp_path, f"experiment={FIRST}", "run.name=mine", "trainer.lr=0.5", check=False)
     assert result.returncode == 2
     assert "holds an unfinished run of a different config (trainer.lr:" in result.stderr
 
