@@ -47,6 +47,6 @@ def test_the_demo_prints_a_comparison_table_per_baseline(tmp_path: Path) -> None
         assert f"## {metric}: paired tests" in table
         for seed in (0, 1, 2):
             for name in (baseline, variant):
-                [run] = (project / "runs" / experiment).glob(f"{name}-*/seed_{seed}")  # <variant>-<config digest>
-                assert (run / "metrics.json").is_file()
+                [run_dir] = (project / "runs" / experiment).glob(f"{name}-*/seed_{seed}")  # <variant>-<config digest>
+                assert (run_dir / "metrics.json").is_file()
     assert re.search(r"demo finished in \d+ s", result.stdout)

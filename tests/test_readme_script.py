@@ -77,7 +77,7 @@ def rewrite(command: str) -> str | None:
     words = shlex.split(command)
     entry = next((w.removeprefix(f"{PACKAGE}.") for w in words if w.startswith(f"{PACKAGE}.")), None)
     overrides = [w for w in words if "=" in w and not w.startswith("-")]
-    names_experiment = any(w.startswith("experiment=") for w in overrides) or entry == "compare" and overrides
+    names_experiment = any(w.startswith("experiment=") for w in overrides) or (entry == "compare" and bool(overrides))
     if entry in ENTRY_POINTS and names_experiment and not any(w.startswith("trainer=") for w in overrides):
         command += " trainer=smoke"  # as docs/ablations.md says: add trainer=smoke to try it on a CPU
     return command

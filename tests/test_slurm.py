@@ -102,7 +102,8 @@ def test_requeued_job_resumes_from_its_last_checkpoint(cluster: SlurmCluster, pr
     command = [PYTHON, "-m", f"{PKG}.train", "-m", "hydra/launcher=slurm", *longer, f"paths.runs_dir={runs}", *JOB]
     sweep = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        cluster.wait_until(lambda: (run_of(runs) / "checkpoints" / "last.pt").exists(), "the first checkpoint", timeout=120)
+        checkpointed = lambda: (run_of(runs) / "checkpoints" / "last.pt").exists()  # noqa: E731
+        cluster.wait_until(checkpointed, "the first checkpoint", timeout=120)
         (job,) = cluster.jobs()
         # USR2 is what SLURM sends signal_delay_s before a time limit (--signal=USR2@120 in the job script);
         # submitit then calls the launcher's checkpoint(), requeues the job and exits.

@@ -285,7 +285,9 @@ def test_corrupted_data_is_refused_with_a_clear_message(reference: Path, tmp_pat
 
 def test_reproduce_reports_match_then_mismatch_after_tampering(reference: Path, tmp_path: Path) -> None:
     original = run_dir(reference, FIRST)
-    result = run_cli([f"{PKG}.reproduce", str(original), "--out", str(tmp_path / "again")], reference, check=False)
+    # The run named by the overrides that trained it, as the README does: the same folder as its directory.
+    by_command = [f"experiment={FIRST}", "trainer=smoke", "tracker=none"]
+    result = run_cli([f"{PKG}.reproduce", *by_command, "--out", str(tmp_path / "again")], reference, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "match" in result.stdout
     tampered = tmp_path / "tampered"
@@ -314,5 +316,7 @@ def test_reproduce_never_writes_into_the_run_it_checks(reference: Path, tmp_path
 def test_env_command_prints_the_record(reference: Path) -> None:
     result = run_cli([f"{PKG}.env", str(run_dir(reference, FIRST))], reference)
     assert "torch.version" in result.stdout and "git" in result.stdout
+    by_command = run_cli([f"{PKG}.env", f"experiment={FIRST}", "trainer=smoke", "--json"], reference)
+    assert json.loads(by_command.stdout) == json.loads((run_dir(reference, FIRST) / "environment.json").read_text())
     machine = run_cli([f"{PKG}.env", "--json"], reference)
     assert json.loads(machine.stdout)["packages"]["torch"]

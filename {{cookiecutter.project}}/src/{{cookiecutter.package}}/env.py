@@ -47,9 +47,8 @@ def environment_table(record: dict[str, Any], with_packages: bool = False) -> Ta
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}.env", description=__doc__)
-    parser.add_argument(
-        "run", nargs="*", metavar="RUN", help="a run directory, or the overrides that trained it (default: this machine)"
-    )
+    what = "a run directory, or the overrides that trained it (default: this machine)"
+    parser.add_argument("run", nargs="*", metavar="RUN", help=what)
     parser.add_argument("--json", action="store_true", help="print the record as JSON")
     parser.add_argument("--packages", action="store_true", help="list every installed package")
     args = parser.parse_intermixed_args(argv)

@@ -148,9 +148,8 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package }}.reproduce", description=__doc__)
-    parser.add_argument(
-        "run", nargs="+", metavar="RUN", help="a finished run: its directory, or the key=value overrides that trained it"
-    )
+    what = "a finished run: its directory, or the key=value overrides that trained it"
+    parser.add_argument("run", nargs="+", metavar="RUN", help=what)
     parser.add_argument(
         "--out", type=Path, help="where to rerun (default runs/.reproduce/<experiment>/<setting>/seed_<n>)"
     )
@@ -161,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         args.run_dir = locate_run(args.run)
         config, _, _ = load_run(args.run_dir)
         setting = args.run_dir.resolve().parent.name  # <variant>-<digest>, run.name or the pipeline's <variant>
-        out = args.out or Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], setting, args.run_dir.name)
+        scratch = Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], setting)
+        out = args.out or scratch / args.run_dir.name
         metric_diffs, env_diffs, _ = reproduce(args.run_dir, out, args.rtol)
     except (ReproduceError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

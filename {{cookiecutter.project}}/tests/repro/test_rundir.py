@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def test_the_folder_is_the_variant_and_a_digest_of_what_the_run_computes(tmp_pat
         ("variant_keys", ["model.pool"]),
     ):
         assert config_digest(changed(FULL, key, value)) == config_digest(FULL), key
-    # Stable across processes and machines: a fixed config has a fixed name (a change here moves every run).
+    # Stable across processes and machines: a fixed config has a fixed name (a change here moves every run):
+    # SHA-256 of the flattened keys as compact, sorted JSON, no time, host or process in it.
     assert config_digest({"trainer": {"lr": 0.001}, "seed": 5}) == config_digest({"trainer": {"lr": 1e-3}})
+    assert config_digest({"trainer": {"lr": 0.001}}) == hashlib.sha256(b'{"trainer.lr":0.001}').hexdigest()[:8]
+    assert config_digest({"trainer": {"lr": 0.001}}) == "36f4d49c"
     # Explicit names: run.name replaces <variant>-<digest>, run.dir the whole path.
     assert RunDir.for_config(changed(FULL, "run.name", "mine")).path == Path("runs/vit_cifar10/mine/seed_0")
     assert RunDir.for_config(changed(FULL, "run.dir", str(tmp_path / "x"))).path == tmp_path / "x"

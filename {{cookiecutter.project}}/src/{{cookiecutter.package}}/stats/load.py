@@ -137,9 +137,7 @@ def _read_run(path: Path, setting: str, seed: int) -> Run:
     )
 
 
-def load_runs(
-    root: str | Path, settings: Iterable[str] | None = None, seeds: Iterable[int] | None = None
-) -> RunSet:
+def load_runs(root: str | Path, settings: Iterable[str] | None = None, seeds: Iterable[int] | None = None) -> RunSet:
     """Read every `<root>/<setting>/seed_<n>/` that holds a metrics.json, or only the chosen ones.
 
     Seed directories without metrics.json are unfinished (or crashed) runs: they are listed in
