@@ -104,12 +104,12 @@ def test_the_commands_are_read_and_rewritten_as_documented(bake: Baker) -> None:
 
 def test_every_documented_command_runs_in_order_in_one_project(bake: Baker, fresh_python: Path) -> None:
     baked = bake(project_name="Readme Script", init_git="yes")
-    project = fresh_python.parent.parent / baked.name  # its own folder: the DVC remote lands beside it
+    project = fresh_python.parents[2] / baked.name  # beside the environment: the DVC remote lands next to it
     run(["cp", "-a", str(baked), str(project)], cwd=project.parent)
-    venv = fresh_python.parent
+    bin_dir = fresh_python.parent  # `. .venv/bin/activate`: its bin/ first on PATH
     env = {
-        "PATH": f"{venv}{os.pathsep}{os.environ['PATH']}",
-        "VIRTUAL_ENV": str(venv.parent),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(bin_dir.parent),
         **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in GIT_ID.items()},
     }
     done = []

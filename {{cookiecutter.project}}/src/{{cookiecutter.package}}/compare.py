@@ -96,8 +96,16 @@ def compare(
         ComparisonError: the runs cannot be compared; the message names the runs, seeds or keys.
     """
     runs = load_runs(directory, settings, seeds)
-    check_seeds(runs)
-    check_configs(runs)
+    try:
+        check_seeds(runs)
+        check_configs(runs)
+    except ComparisonError as err:
+        if settings is not None or len({run.path.parent for run in runs.runs}) < 3:
+            raise
+        raise ComparisonError(  # every setting of the folder was read: say how to pick some
+            f"{err}; to compare some of the {len(runs.variants)} settings in {directory}, name them by the "
+            "overrides that trained them (compare DIR key=value ..., docs/ablations.md)"
+        ) from err
     report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
     root = Path(directory)
     # Every file is rendered before any is written, so a renderer that fails leaves the previous set

@@ -185,3 +185,22 @@ def test_only_the_chosen_settings_and_seeds_are_read(tmp_path, write_run):
     assert (runs.variants, runs.seeds) == (["full", "gap"], [0, 1])
     with pytest.raises(ComparisonError, match=r"has no runs of full-ffff6666; expected folders"):
         load_runs(tmp_path, ["full-aaaa1111", "full-ffff6666"])
+
+
+def test_a_folder_of_many_settings_says_how_to_pick_some(tmp_path, write_run):
+    from {{ cookiecutter.package }}.compare import compare
+
+    for seed in (0, 1):
+        for setting, lr in (("full-aaaa1111", 0.001), ("full-bbbb2222", 0.0003)):
+            write_run(
+                tmp_path, "full", seed, ACC, overrides={"trainer.lr": lr}, override_keys=["trainer.lr"], setting=setting
+            )
+    write_run(
+        tmp_path, "full", 0, ACC, overrides={"trainer.lr": 0.5}, override_keys=["trainer.lr"], setting="full-cccc3333"
+    )
+    with pytest.raises(
+        ComparisonError, match=r"'full trainer.lr=0.5' has 1; to compare some of the 3 settings in .*key=value"
+    ):
+        compare(tmp_path, ["test/acc"])
+    report = compare(tmp_path, ["test/acc"], settings=["full-aaaa1111", "full-bbbb2222"])
+    assert sorted(report["variants"]) == ["full trainer.lr=0.0003", "full trainer.lr=0.001"]
