@@ -9,9 +9,11 @@ from {{ cookiecutter.package }}.train.checkpoint import (
     CheckpointError,
     config_hash,
     load_checkpoint,
+    prefix_sha256,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    state_digest,
 )
 
 CONFIG = {"seed": 0, "trainer": {"lr": 0.1}, "run": {"dir": "a"}}
@@ -81,7 +83,7 @@ def test_killed_between_the_renames_of_a_save_resumes_from_the_new_checkpoint(tm
 
 def test_all_unreadable_is_an_error_not_a_silent_restart(tmp_path: Path) -> None:
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"no readable checkpoint .* refusing to restart silently"):
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint .* refusing to restart silently"):
         load_checkpoint(tmp_path, CONFIG)
 
 
@@ -102,5 +104,51 @@ def test_foreign_file_is_rejected(tmp_path: Path) -> None:
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
     torch.save({"format_version": 1, "evil": Path("x")}, tmp_path / "last.pt")  # arbitrary class: weights_only says no
-    with pytest.raises(CheckpointError, match="no readable checkpoint"):
+    with pytest.raises(CheckpointError, match="no intact checkpoint"):
         load_checkpoint(tmp_path, CONFIG)
+
+
+def big_state(step: int) -> dict:
+    """A checkpoint mostly made of tensor bytes, like a real one: damage anywhere lands in data."""
+    weights = torch.Generator().manual_seed(step)
+    return {**state(step), "weights": torch.randn(64, 256, generator=weights), "progress": {"step": step}}
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.7, 0.9])
+def test_damaged_bytes_inside_the_last_checkpoint_fall_back_to_the_previous_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: float
+) -> None:
+    """XOR of 4 KiB in the middle of last.pt: torch.load would read it without a word; the digest does not."""
+    save_checkpoint(tmp_path, big_state(1))
+    save_checkpoint(tmp_path, big_state(2))
+    last = tmp_path / "last.pt"
+    data = bytearray(last.read_bytes())
+    start = int(len(data) * where)
+    data[start : start + 4096] = bytes(b ^ 0xA5 for b in data[start : start + 4096])
+    last.write_bytes(bytes(data))
+    loaded = load_checkpoint(tmp_path, CONFIG)
+    assert loaded is not None and loaded["step"] == 1 and torch.equal(loaded["weights"], big_state(1)["weights"])
+    assert "last.pt" in caplog.text and "prev.pt" in caplog.text  # the warning names both files
+
+
+def test_the_digest_sees_every_value_and_nothing_else() -> None:
+    base = big_state(1)
+    assert state_digest(base) == state_digest(big_state(1))  # a pure function of the content
+    flipped = {**base, "weights": base["weights"].clone()}
+    flipped["weights"][3, 7] += 1e-6
+    for other in (flipped, {**base, "step": 2}, {**base, "weights": base["weights"].double()}, {**base, "x": None}):
+        assert state_digest(other) != state_digest(base)
+
+
+def test_a_damaged_metrics_log_falls_back_to_a_checkpoint_that_vouches_for_less(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.jsonl"
+    log.write_bytes(b'{"step": 1}\n')
+    save_checkpoint(tmp_path, {**big_state(1), "progress": {"metrics_offset": 12, "metrics_sha256": prefix_sha256(log, 12)}})
+    log.write_bytes(b'{"step": 1}\n{"step": 2}\n')
+    save_checkpoint(tmp_path, {**big_state(2), "progress": {"metrics_offset": 24, "metrics_sha256": prefix_sha256(log, 24)}})
+    assert load_checkpoint(tmp_path, CONFIG, metrics_log=log)["step"] == 2
+    log.write_bytes(b'{"step": 1}\n{"step": 9}\n')  # damage after the first checkpoint's part of the log
+    assert load_checkpoint(tmp_path, CONFIG, metrics_log=log)["step"] == 1
+    log.write_bytes(b'{"step": 7}\n{"step": 9}\n')  # and before it: nothing left to trust
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint .*metrics.jsonl is not what it recorded"):
+        load_checkpoint(tmp_path, CONFIG, metrics_log=log)

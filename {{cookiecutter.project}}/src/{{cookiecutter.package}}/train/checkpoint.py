@@ -8,9 +8,14 @@ was trained with travels along: resuming under a different config is an error th
 Files: `checkpoints/last.pt` is the newest; before it is replaced the previous one becomes `prev.pt`.
 Both are written atomically, so a crash mid-write cannot corrupt them. A new checkpoint is first
 written whole as `last.pt.next`, then installed by two renames; a run killed between them resumes from
-`last.pt.next`, the newest. Should a checkpoint still be unreadable (disk trouble, a copy cut short),
-loading falls back to the next older one with a warning instead of silently starting from scratch.
-Loading uses `weights_only=True`: a checkpoint is data, not code.
+`last.pt.next`, the newest. Atomic writes do not protect against what happens to a file afterwards (a
+disk error, a bad copy, a byte flipped in storage): torch.load reads damaged tensor bytes without a
+word, so every checkpoint carries `state_sha256`, a digest of everything it holds (each tensor's bytes,
+dtype and shape, every other value), checked after loading, and the SHA-256 of the metrics log up to the
+point it records. A checkpoint that is unreadable or fails either check is skipped, with a warning naming
+it and the one used instead (the next older one); resuming from an older checkpoint replays the same
+steps, so the run still ends with the same bytes. Files stay plain `torch.save` archives (torch.load
+reads them); loading uses `weights_only=True`: a checkpoint is data, not code.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ..repro.rundir import diff_configs, format_diff, relevant_config
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: state_sha256 and the metrics log's digest
 
 
 class CheckpointError(RuntimeError):
@@ -53,6 +58,7 @@ class Progress:
     batch: int = 0
     step: int = 0  # optimizer steps taken so far
     metrics_offset: int = 0  # bytes of metrics.jsonl written up to this point (truncated back on resume)
+    metrics_sha256: str = ""  # of those bytes: a log damaged before this point is not resumed silently
 
 
 def rng_state() -> dict[str, Any]:
@@ -77,10 +83,40 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def state_digest(value: Any) -> str:
+    """SHA-256 of a checkpoint's content: tensors by dtype, shape and bytes, other values by their repr.
+
+    Computed on the state in memory, so the digest taken before `torch.save` equals the one taken after
+    `torch.load` exactly when every value came back unchanged.
+    """
+    digest = hashlib.sha256()
+
+    def feed(item: Any) -> None:
+        if isinstance(item, torch.Tensor):
+            data = item.detach().cpu().contiguous()
+            digest.update(f"T{data.dtype}{tuple(data.shape)}".encode())
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        elif isinstance(item, dict):
+            digest.update(f"D{len(item)}".encode())
+            for key, child in item.items():
+                digest.update(repr(key).encode())
+                feed(child)
+        elif isinstance(item, list | tuple):
+            digest.update(f"L{len(item)}".encode())
+            for child in item:
+                feed(child)
+        else:
+            digest.update(f"V{item!r}".encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     """Serialise to memory, then atomically replace last.pt, keeping the previous one as prev.pt."""
     buffer = io.BytesIO()
-    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
+    content = {"format_version": FORMAT_VERSION, **state}
+    torch.save({**content, "state_sha256": state_digest(content)}, buffer)
     last, prev = directory / "last.pt", directory / "prev.pt"
     tmp = directory / "last.pt.next"
     atomic_write_bytes(tmp, buffer.getvalue())
@@ -92,11 +128,16 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     return last
 
 
-def load_checkpoint(directory: Path, config: dict[str, Any], map_location: str | torch.device = "cpu") -> dict | None:
-    """The newest readable checkpoint for `config`, or None when the directory holds none.
+def load_checkpoint(
+    directory: Path, config: dict[str, Any], map_location: str | torch.device = "cpu", metrics_log: Path | None = None
+) -> dict | None:
+    """The newest intact checkpoint for `config`, or None when the directory holds none.
+
+    Intact: readable, its content equal to its `state_sha256`, and (given `metrics_log`) that log's first
+    `progress.metrics_offset` bytes equal to what the checkpoint recorded of them.
 
     Raises:
-        CheckpointError: every checkpoint present is unreadable, or one was written for another config.
+        CheckpointError: no checkpoint present is intact, or one was written for another config.
     """
     # last.pt.next exists only whole (atomic write) and only if a save died before installing it: the newest.
     names = ("last.pt.next", "last.pt", "prev.pt")
@@ -112,13 +153,36 @@ def load_checkpoint(directory: Path, config: dict[str, Any], map_location: str |
             log.warning("checkpoint %s is unreadable (%s); trying the previous one", path, failures[-1])
             continue
         check_compatible(path, state, config)
+        damage = damaged(state, metrics_log)
+        if damage:
+            failures.append(f"{path.name}: {damage}")
+            log.warning("checkpoint %s is damaged (%s); trying the previous one", path, damage)
+            continue
         if failures:
-            log.warning("resuming from %s after %s", path.name, "; ".join(failures))
+            log.warning("resuming from %s after %s", path, "; ".join(failures))
         return state
     raise CheckpointError(
-        f"no readable checkpoint in {directory} ({'; '.join(failures)}); refusing to restart silently: "
-        "delete the checkpoints folder to start over, or pass run.overwrite=true"
+        f"no intact checkpoint in {directory} ({'; '.join(failures)}); refusing to restart silently: "
+        "pass run.resume=false to train this run from the start, or run.overwrite=true"
     )
+
+
+def damaged(state: dict[str, Any], metrics_log: Path | None) -> str | None:
+    """Why a loaded checkpoint cannot be trusted (its content or the log it vouches for changed), or None."""
+    recorded = state.pop("state_sha256", None)
+    if recorded != state_digest(state):
+        return "its content does not match its state_sha256"
+    progress = state.get("progress", {})
+    offset = progress.get("metrics_offset", 0)
+    if metrics_log is not None and offset and prefix_sha256(metrics_log, offset) != progress.get("metrics_sha256"):
+        return f"{metrics_log.name} is not what it recorded of its first {offset} bytes"
+    return None
+
+
+def prefix_sha256(path: Path, size: int) -> str | None:
+    """SHA-256 of the first `size` bytes of `path`; None when it is shorter (or missing)."""
+    prefix = path.read_bytes()[:size] if path.exists() else b""
+    return hashlib.sha256(prefix).hexdigest() if len(prefix) == size else None
 
 
 def check_compatible(path: Path, state: dict[str, Any], config: dict[str, Any]) -> None:

@@ -200,7 +200,7 @@ def fit(
         "evaluations": [],
         "epoch_train_seconds": 0.0,  # of the epoch in progress, at the checkpoint
     }
-    state = ckpt.load_checkpoint(run.checkpoints, config, map_location=device)
+    state = ckpt.load_checkpoint(run.checkpoints, config, map_location=device, metrics_log=run.metrics_log)
     if state is not None:
         if state["world_size"] != dist.world_size:
             raise ckpt.CheckpointError(
@@ -239,6 +239,7 @@ def fit(
         rng = gather_objects(ckpt.rng_state(), dist)  # every rank's generators, collected on all ranks
         if dist.is_main:
             progress.metrics_offset = tracker.sync() if tracker else 0  # the log on disk up to what we record
+            progress.metrics_sha256 = ckpt.prefix_sha256(run.metrics_log, progress.metrics_offset) or ""
             ckpt.save_checkpoint(
                 run.checkpoints,
                 {
