@@ -31,7 +31,10 @@ DEPENDENCY_NAMES |= {"yaml", "helpers", "conftest"}  # PyYAML; the generated tes
 # What cookiecutter.json derives `project` to when project_name slugifies to nothing: an empty slug
 # would make cookiecutter fail with "directory already exists" before this hook could explain.
 EMPTY_SLUG = "invalid-empty-name"
+LONG_SLUG = "invalid-name-too-long"  # likewise for a slug too long for a directory name (cookiecutter.json)
+MAX_SLUG = 100
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+CREDENTIALS_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@:]*):[^/@]*@")  # scheme://user:password@host
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")  # git drops < and > from an address
 
 
@@ -65,6 +68,13 @@ def validate(ctx: dict) -> list[str]:
             f"project_name={shown(name)} has no letters or digits to derive a directory name from; "
             "expected a name such as 'My Paper' (or set project= explicitly)"
         )
+    elif name.strip() and project == LONG_SLUG:
+        errors.append(
+            f"project_name is {len(name)} characters long, too long for a directory name; expected a name "
+            f"whose slug has at most {MAX_SLUG} characters (or set project= to a shorter name)"
+        )
+    elif len(project) > MAX_SLUG:
+        errors.append(f"project={shown(project[:20])}... has {len(project)} characters; expected at most {MAX_SLUG}")
     elif name.strip() and not SLUG_RE.match(project):
         errors.append(
             f"project={shown(project)} is not a valid slug; expected lowercase ASCII letters and digits "
@@ -132,6 +142,12 @@ def validate(ctx: dict) -> list[str]:
         errors.append("dvc_remote='' is empty; expected a directory path or a DVC URL such as s3://bucket/path")
     elif any(c in remote for c in '"\n\r'):  # .dvc/config holds it in double quotes
         errors.append(f"dvc_remote={shown(remote)} contains a double quote or a line break; expected a path or URL")
+    elif CREDENTIALS_RE.match(remote):  # .dvc/config is committed: a password in it would be published
+        masked = CREDENTIALS_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", remote)
+        errors.append(
+            f"dvc_remote={shown(masked)} holds a password, which the first commit would publish in .dvc/config; "
+            "expected the URL without it, then after generation: dvc remote modify --local storage password ..."
+        )
     elif scheme and scheme.group(1).lower() not in DVC_SCHEMES:
         errors.append(
             f"dvc_remote={shown(remote)} uses an unknown scheme; expected a directory path or one of "

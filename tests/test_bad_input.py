@@ -34,10 +34,12 @@ CASES = [
     (["tracker=mlflow"], "tracker='mlflow' is not supported; expected one of wandb, none"),
     (["ci=jenkins"], "ci='jenkins' is not supported; expected one of github, gitlab, none"),
     (["dvc_remote=ftp://host/x"], "dvc_remote='ftp://host/x' uses an unknown scheme"),
+    (["dvc_remote=https://ada:s3cret@host/dvc"], "dvc_remote='https://ada:***@host/dvc' holds a password"),
+    (["project_name=" + "A" * 300], "project_name is 300 characters long, too long for a directory name"),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), CASES, ids=[" ".join(c[0]) for c in CASES])
+@pytest.mark.parametrize(("overrides", "message"), CASES, ids=[" ".join(c[0])[:60] for c in CASES])
 def test_rejected_with_one_clear_line(tmp_path: Path, overrides: list[str], message: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -51,6 +53,7 @@ def test_rejected_with_one_clear_line(tmp_path: Path, overrides: list[str], mess
     assert len(errors) == 1, result.stderr
     assert message in errors[0]
     assert errors[0].isascii()
+    assert "s3cret" not in result.stdout + result.stderr  # a refused password is not echoed either
     assert list(out.iterdir()) == [], "nothing may be left behind"
 
 

@@ -9,6 +9,7 @@ silently ignored. Model and data schemas live beside their code (e.g. `models/vi
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ def run_dir_of(overrides: list[str]) -> Path:
 
     from .repro.rundir import RunDir
 
+    check_overrides(overrides)
     config = OmegaConf.to_container(compose(overrides), resolve=True)
     return RunDir.for_config(config).path  # type: ignore[arg-type]
 
@@ -181,6 +183,7 @@ def settings_of(overrides: list[str]) -> tuple[list[str], list[int]]:
 
     from .repro.rundir import setting_name
 
+    check_overrides(overrides)
     settings: dict[str, None] = {}
     seeds: dict[int, None] = {}
     for single in expand(overrides):
@@ -209,3 +212,92 @@ def locate_run(words: list[str]) -> Path:
         return run_dir_of(list(words))
     except (HydraException, OmegaConfBaseException) as err:
         raise ValueError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
+
+
+class OverrideError(ValueError):
+    """A command-line override names a key or a config that does not exist; the message says what does."""
+
+
+# Groups whose choices are this project's files (hydra/... also takes Hydra's and its plugins' own configs).
+OWN_GROUPS = ("ablation", "data", "experiment", "model", "preset", "tracker", "trainer")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse, before Hydra composes anything, what Hydra would accept silently or explain poorly.
+
+    - A key the schemas do not have is an error in every form: `key=`, `+key=` (Hydra adds it to the
+      config) and `++key=`, with the nearest key there is (`trainer.max_epochs` -> `trainer.epochs`).
+    - A group choice is the name of a file of that group: `ablation=../experiment/x` would load a file of
+      another group (Hydra reads the choice as a relative path).
+
+    Raises:
+        OverrideError: one line naming the override and what is expected.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+    groups = [o for o in parsed if o.key_or_group in OWN_GROUPS]
+    for override in groups:
+        _check_choice(override)
+    keys = [o for o in parsed if o not in groups and "/" not in o.key_or_group and o.key_or_group != "hydra"]
+    keys = [o for o in keys if not o.key_or_group.startswith("hydra.")]
+    if not keys:
+        return
+    first = [f"{o.key_or_group}={next(iter(o.sweep_string_iterator()), '')}" if o.is_sweep_override() else o.input_line
+             for o in groups]  # fmt: skip
+    known = _schema_keys(compose([o.lstrip("+~") for o in first]))
+    for override in keys:
+        key = override.key_or_group
+        if key not in known and not any(k.startswith(key + ".") for k in known):
+            near = _nearest(key, known)
+            hint = f"did you mean {near}? " if near else ""
+            raise OverrideError(
+                f"{override.input_line}: {key} is not a config key ({hint}every key is declared in a schema, "
+                "so + and ++ cannot add one either; `--cfg job` prints them all)"
+            )
+
+
+def _nearest(key: str, known: set[str]) -> str | None:
+    """The key a typo most likely meant: a sibling it abbreviates (learning_rate -> lr), else the closest."""
+    parent, _, leaf = key.rpartition(".")
+    initials = "".join(word[0] for word in leaf.split("_") if word)
+    siblings = sorted(k for k in known if k.rpartition(".")[0] == parent)
+    for sibling in siblings:
+        if len(initials) > 1 and sibling.rpartition(".")[2] == initials:
+            return sibling
+    near = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6) or difflib.get_close_matches(
+        key, sorted(known), n=1, cutoff=0.6
+    )
+    return near[0] if near else None
+
+
+def _check_choice(override: Any) -> None:
+    group = override.key_or_group
+    options = sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+    if override.value_type is not None and override.value_type.name == "GLOB_CHOICE_SWEEP":
+        return  # glob(...) picks among the files themselves
+    values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+    for value in values:
+        if value is None or str(value) == "null" or str(value) in options:
+            continue
+        raise OverrideError(
+            f"{override.input_line}: {value!r} is not a config of {group}/; expected a name among: {', '.join(options)}"
+        )
+
+
+def _schema_keys(cfg: DictConfig) -> set[str]:
+    """Every dotted key of a composed config, inner nodes included (`trainer`, `trainer.lr`)."""
+    from omegaconf import OmegaConf
+
+    keys: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        for key in node.keys() if OmegaConf.is_dict(node) else []:
+            name = f"{prefix}{key}"
+            keys.add(name)
+            child = node._get_node(key)
+            if OmegaConf.is_dict(child):
+                walk(child, f"{name}.")
+
+    walk(cfg, "")
+    return keys

@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.table import Table
 
 from .config import locate_run
-from .repro.rundir import flatten
+from .repro.rundir import RunDirError, flatten, read_config
 from .tasks import DATA_CONFIGS, MODEL_CONFIGS
 
 # Environment fields worth showing when metrics differ (the rest is timestamps and paths).
@@ -57,11 +57,22 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
             f"{run_dir} lacks {', '.join(missing)}; expected a finished run directory "
             "(runs/<experiment>/<setting>/seed_<n>)"
         )
-    return (
-        yaml.safe_load(files["config.yaml"].read_text()),
-        json.loads(files["metrics.json"].read_text()),
-        json.loads(files["environment.json"].read_text()),
-    )
+    try:
+        config = read_config(files["config.yaml"])
+    except RunDirError as err:
+        raise ReproduceError(str(err).split("; restore")[0] + "; a run cannot be reproduced without its config") from None
+    return config, read_json(files["metrics.json"]), read_json(files["environment.json"])
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a run's file; one line naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReproduceError(f"{path} is not valid JSON ({err}); the run's record is damaged") from None
+    if not isinstance(data, dict):
+        raise ReproduceError(f"{path} holds a {type(data).__name__}; expected a JSON object")
+    return data
 
 
 def typed_config(config: dict[str, Any]) -> DictConfig:
@@ -76,7 +87,14 @@ def typed_config(config: dict[str, Any]) -> DictConfig:
                 f"{group}.name={name!r} is not part of this project; expected one of {sorted(registry)}"
             )
         base[group] = OmegaConf.structured(registry[name])
-    return OmegaConf.merge(base, config)  # type: ignore[return-value]
+    try:
+        return OmegaConf.merge(base, config)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:  # a key the schemas lack (a run made with `+key=` before they refused it)
+        key = getattr(err, "full_key", None) or "a key"
+        raise ReproduceError(
+            f"its config.yaml has {key}, which the schemas do not declare ({type(err).__name__}); remove it "
+            "from config.yaml to reproduce the run as the current code defines it"
+        ) from None
 
 
 def compare_metrics(
@@ -135,6 +153,11 @@ def reproduce(run_dir: Path, out: Path, rtol: float = 0.0) -> tuple[list, list, 
         raise ReproduceError(
             f"--out {out} overlaps the run being checked ({run_dir}); expected a folder outside it (pass --out)"
         )
+    if (out / "metrics.json").exists() and ".reproduce" not in rerun_dir.parts:
+        raise ReproduceError(  # the rerun replaces whatever `out` holds: only its own scratch, never a run
+            f"--out {out} holds a finished run (metrics.json); expected an empty folder or one under "
+            "runs/.reproduce/ (the default)"
+        )
     config, metrics, environment = load_run(run_dir)
     cfg = typed_config(config)
     cfg.run.dir = str(out)
@@ -163,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], setting)
         out = args.out or scratch / args.run_dir.name
         metric_diffs, env_diffs, _ = reproduce(args.run_dir, out, args.rtol)
-    except (ReproduceError, ValueError) as err:
+    except (ReproduceError, RunDirError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

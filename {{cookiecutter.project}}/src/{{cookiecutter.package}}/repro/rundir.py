@@ -24,9 +24,12 @@ the directory): a crash leaves either the old file or the new one, never half of
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -95,7 +98,7 @@ class RunDir:
         """
         state = self.state()
         if state is not RunState.NEW and not overwrite:
-            previous = yaml.safe_load(self.config.read_text()) if self.config.exists() else {}
+            previous = read_config(self.config) if self.config.exists() else {}
             differences = diff_configs(previous, config)
             if differences:
                 how = "a finished" if state is RunState.FINISHED else "an unfinished"
@@ -135,6 +138,71 @@ class RunDir:
             path.unlink()
         (self.path / "git.diff").unlink(missing_ok=True)
         shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's config.yaml as a dict; one line naming the file when it is empty, not YAML or not a mapping.
+
+    Raises:
+        RunDirError: the file cannot be the config of a run.
+    """
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        problem = " ".join(str(err).split())
+        raise RunDirError(f"{path} is not valid YAML ({problem}); restore it, or pass run.overwrite=true") from None
+    if not isinstance(config, dict):
+        found = "empty" if config is None else f"a {type(config).__name__}, not a mapping"
+        raise RunDirError(f"{path} is {found}; expected the run's resolved config (restore it, or run.overwrite=true)")
+    return config
+
+
+class RunLock:
+    """An advisory lock on one run directory (`.lock` in it), held while a process trains the run.
+
+    `fcntl.flock` locks belong to the open file: the operating system releases them when the process
+    ends, however it ends, so a SIGKILL never leaves a stale lock behind. The holder writes its host and
+    PID into the file for the message a second process gets; releasing empties the file again.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock now or refuse: two processes appending to one metrics.jsonl would interleave.
+
+        Raises:
+            RunDirError: another process holds it; the message names that process.
+        """
+        if self._fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 512).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirError(
+                f"{self.path.parent} is being trained by {holder} right now; wait for it to end or stop it "
+                "(two processes on one run would write every record twice)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -31,12 +31,12 @@ from rich.logging import RichHandler
 from ..config import CONFIG_DIR, TrainConfig, check_trainer, register_configs
 from ..data.files import atomic_write_bytes, atomic_write_json
 from ..repro.environment import collect_environment
-from ..repro.rundir import BOOKKEEPING, RunDir, RunDirError, RunState, covered, flatten
+from ..repro.rundir import BOOKKEEPING, RunDir, RunDirError, RunLock, RunState, covered, flatten
 from ..repro.seeding import seed_everything
 from ..tasks import build_task
 from ..tracking import Tracker
 from .checkpoint import CheckpointError
-from .distributed import init_distributed, run_on_main, shutdown
+from .distributed import DistInfo, init_distributed, run_on_main, shutdown
 from .loop import fit, resolve_device, steps_per_epoch
 
 log = logging.getLogger("{{ cookiecutter.package }}")
@@ -121,12 +121,30 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(tc.num_threads)  # float sums depend on the thread count: pin it
 
     run = RunDir.for_config(config)
+    lock = RunLock(run.path)  # rank 0 holds it for the whole job: one holder per run, however many ranks
+    try:
+        return _train_in(run, lock, typed, config, device, dist)
+    finally:
+        lock.release()
+        shutdown(dist)
+
+
+def _train_in(
+    run: RunDir, lock: RunLock, typed: TrainConfig, config: dict[str, Any], device: torch.device, dist: DistInfo
+) -> dict[str, Any]:
+    """run_training once the run directory is known: check, prepare the data, claim, record, fit."""
+    tc = typed.trainer
+
+    def check() -> RunState:
+        if run.path.exists():  # a run in progress elsewhere is refused at once (an empty runs/ stays empty)
+            lock.acquire()
+        return run.check(config, overwrite=typed.run.overwrite)
+
     # Another config in the directory is refused before any data is prepared; this config, finished, is done.
-    found = run_on_main(lambda: run.check(config, overwrite=typed.run.overwrite), dist)
+    found = run_on_main(check, dist)
     setup_logging(None, dist.is_main)
     if found is RunState.FINISHED and not typed.run.overwrite:
         log.info("%s already holds this run, finished: nothing to train (run.overwrite=true trains it again)", run.path)
-        shutdown(dist)
         return json.loads(run.metrics.read_text())
     seeds = seed_everything(typed.seed, tc.deterministic, rank=dist.rank)
     torch.backends.cuda.matmul.allow_tf32 = tc.tf32
@@ -138,28 +156,16 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     task, inputs = built[0] if built else build_task(typed, device)
     steps_per_epoch(task.num_train, tc.batch_size, dist.world_size, tc.limit_train_batches)  # the batch fits
 
+    def claim() -> RunState:
+        lock.acquire()
+        return run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume)
+
     # Rank 0 claims (or clears) the directory; the others wait for it and share its verdict, error included.
-    state = run_on_main(lambda: run.prepare(config, overwrite=typed.run.overwrite, resume=typed.run.resume), dist)
+    state = run_on_main(claim, dist)
     setup_logging(run.log_file, dist.is_main)
     log.info("run directory %s (%s)", run.path, state.value)
 
-    tracker = None
-    if dist.is_main:
-        environment, diff = collect_environment(seed=vars(seeds), inputs=inputs)
-        environment["distributed"] = {"world_size": dist.world_size, "backend": dist.backend}
-        resumes = len(list(run.path.glob("environment*.json")))
-        name = "environment.json" if state is RunState.NEW else f"environment.resume_{resumes}.json"
-        if diff:
-            atomic_write_bytes(run.path / "git.diff", diff)
-        atomic_write_json(run.path / name, environment)
-        tracker = Tracker(
-            typed.tracker,
-            run.metrics_log,
-            name=f"{typed.experiment}/{run.path.parent.name}/{run.path.name}",  # the folder names the setting
-            group=typed.experiment,
-            config=config,
-            environment=environment,
-        )
+    tracker = record_start(run, typed, config, vars(seeds), inputs, dist) if dist.is_main else None
     try:
         metrics = fit(typed, config, task, run, tracker, dist)
         if tracker is not None:
@@ -167,9 +173,34 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     finally:
         if tracker is not None:
             tracker.close()
-        shutdown(dist)
     log.info("finished: %s", run.metrics)
     return metrics
+
+
+def record_start(
+    run: RunDir, typed: TrainConfig, config: dict[str, Any], seeds: dict[str, Any], inputs: Any, dist: DistInfo
+) -> Tracker:
+    """Write the environment record (and git.diff) of this start; open the metrics log and the tracker.
+
+    The first start writes environment.json, every resume environment.resume_<n>.json. A run killed
+    between writing config.yaml and environment.json has none yet: its next start writes environment.json,
+    so a finished run always has the record the README lists.
+    """
+    environment, diff = collect_environment(seed=seeds, inputs=inputs)
+    environment["distributed"] = {"world_size": dist.world_size, "backend": dist.backend}
+    resumes = len(list(run.path.glob("environment*.json")))
+    name = f"environment.resume_{resumes}.json" if run.environment.exists() else "environment.json"
+    if diff:
+        atomic_write_bytes(run.path / "git.diff", diff)
+    atomic_write_json(run.path / name, environment)
+    return Tracker(
+        typed.tracker,
+        run.metrics_log,
+        name=f"{typed.experiment}/{run.path.parent.name}/{run.path.name}",  # the folder names the setting
+        group=typed.experiment,
+        config=config,
+        environment=environment,
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
