@@ -163,6 +163,21 @@ def test_the_mode_is_config_then_wandb_mode_then_offline_without_a_key(monkeypat
     assert wandb_mode(None) == "online"
 
 
+def test_online_without_a_reachable_server_falls_back_to_offline_in_seconds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API key and no network: wandb.init alone would wait about 90 s; the run goes offline at once."""
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # loopback, a port nothing listens on
+    assert wandb_mode(None) == "online"
+    start = time.monotonic()
+    tracker = make_tracker(tmp_path / "run")
+    assert tracker.remote is not None and tracker.remote.settings.mode == "offline"
+    tracker.close()
+    assert time.monotonic() - start < 30, "the fallback must take seconds, not wandb's 90 s init timeout"
+    assert "cannot be reached; logging offline" in caplog.text
+
+
 def test_a_wandb_login_in_netrc_counts_as_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     netrc = Path(os.environ["HOME"]) / ".netrc"
     netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'x' * 40}\n")

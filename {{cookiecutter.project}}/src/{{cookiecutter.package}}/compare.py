@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,6 +112,12 @@ def compare(
     # Every file is rendered before any is written, so a renderer that fails leaves the previous set
     # whole instead of a new table beside an old plot. allow_nan=False: a NaN that slipped past the
     # checks fails here instead of reaching a paper.
+    where = _non_finite(report)
+    if where:  # finite values can still overflow: the mean of two 1.7e308 is inf
+        raise ComparisonError(
+            f"{where} of the comparison is not a finite number; the metric's values are too large to average "
+            "in double precision (rescale it, e.g. report it in other units)"
+        )
     outputs = {
         "comparison.json": (json.dumps(report, indent=2, allow_nan=False) + "\n").encode(),
         "comparison.md": to_markdown(report).encode(),
@@ -147,6 +154,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinity in a report, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "a value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        found = _non_finite(child, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def _selection(directory: Path, overrides: Sequence[str]) -> tuple[list[str] | None, list[int] | None]:
     """(settings, seeds) that `train -m experiment=<directory's name> <overrides>` made; (None, None) without."""
     if not overrides:
@@ -167,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry; returns the exit status (2 when the runs cannot be compared)."""
     args = _parser().parse_intermixed_args(argv)
     console = Console()
+    bad = [d for d in args.detect or () if not (math.isfinite(d) and d > 0)]
+    if bad or not (0 < args.alpha < 1):
+        what = f"--detect {bad[0]}" if bad else f"--alpha {args.alpha}"
+        print(f"error: {what} is not valid; expected a positive, finite difference (--alpha: in (0, 1))", file=sys.stderr)
+        return 2
     try:
         settings, seeds = _selection(args.directory, args.overrides)
         report = compare(

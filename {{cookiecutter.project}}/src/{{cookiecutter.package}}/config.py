@@ -10,6 +10,7 @@ silently ignored. Model and data schemas live beside their code (e.g. `models/vi
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class TrainerConfig:
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = r"auto|cpu|cuda(:\d+)?|mps"
 
 
 def check_trainer(tc: TrainerConfig) -> None:
@@ -74,6 +76,7 @@ def check_trainer(tc: TrainerConfig) -> None:
         ("grad_clip", tc.grad_clip, 0 <= tc.grad_clip < float("inf"), "a finite number >= 0 (0 turns it off)"),
         ("betas", list(tc.betas), len(tc.betas) == 2 and all(0 <= b < 1 for b in tc.betas), "two numbers in [0, 1)"),
         ("precision", tc.precision, tc.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        ("device", tc.device, re.fullmatch(DEVICES, tc.device) is not None, "auto, cpu, cuda, cuda:N or mps"),
     ]
     for name, value, ok, expected in rules:
         if not ok:

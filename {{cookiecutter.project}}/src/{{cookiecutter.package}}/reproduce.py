@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import locate_run
+from .data.files import WriteError
+from .train.checkpoint import CheckpointError
 from .repro.rundir import RunDirError, flatten, read_config
 from .tasks import DATA_CONFIGS, MODEL_CONFIGS
 
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(config["paths"]["runs_dir"], ".reproduce", config["experiment"], setting)
         out = args.out or scratch / args.run_dir.name
         metric_diffs, env_diffs, _ = reproduce(args.run_dir, out, args.rtol)
-    except (ReproduceError, RunDirError, ValueError) as err:
+    except (ReproduceError, RunDirError, CheckpointError, WriteError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -25,6 +25,7 @@ import netrc
 {%- endif %}
 import os
 {%- if cookiecutter.__wandb %}
+import socket
 import sys
 from collections.abc import Callable
 {%- endif %}
@@ -173,6 +174,30 @@ def wandb_mode(cfg_mode: str | None) -> str:
     return cfg_mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
 
 
+def reachable_mode(mode: str) -> str:
+    """`mode`, or offline when it is online but the server does not answer within seconds.
+
+    Without a network wandb.init waits about 90 s before it gives up; asking the server first keeps a 10 s
+    smoke run a 10 s run, logging offline to the run directory (`wandb sync` uploads it later).
+    """
+    url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    if mode == "online" and not _reachable(url):
+        log.warning("wandb: %s cannot be reached; logging offline to the run directory (wandb sync uploads it)", url)
+        return "offline"
+    return mode
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the URL's host and port opens within `timeout` seconds."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wandb_run_id(name: str, run_dir: Path) -> str | None:
     """One wandb run per training run: stable across resumes, new when the run directory starts afresh.
 
@@ -201,7 +226,7 @@ def start_wandb(
             group=group,
             job_type="train",
             tags=list(cfg.tags),
-            mode=wandb_mode(cfg.mode),
+            mode=reachable_mode(wandb_mode(cfg.mode)),
             dir=str(run_dir),
             id=wandb_run_id(name, run_dir),
             resume="allow",

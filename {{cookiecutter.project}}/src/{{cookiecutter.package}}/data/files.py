@@ -21,6 +21,7 @@ crash or Ctrl-C leaves the old file or the new one, never a truncated mix that a
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -35,6 +36,13 @@ from typing import IO, Any
 MANIFEST = "manifest.json"
 PACKAGE = __name__.split(".")[0]
 MANIFEST_VERSION = 1  # bump when the manifest layout changes; older manifests then fail verification
+
+
+class WriteError(OSError):
+    """Writing a file failed (disk full, a file-size limit, a file where a folder should be); names the file."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class DataError(ValueError):
@@ -87,6 +95,9 @@ def atomic_writer(path: Path | str) -> Iterator[IO[bytes]]:
     `open(..., "xb")`, so it gets the usual permissions from the umask, unlike `tempfile.mkstemp`'s 0600.
     """
     path = Path(path)
+    blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise WriteError(errno.ENOTDIR, f"cannot write {path}: {blocking} is a file, expected a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
@@ -95,8 +106,10 @@ def atomic_writer(path: Path | str) -> Iterator[IO[bytes]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave a temp file behind
+    except BaseException as err:  # also KeyboardInterrupt: never leave a temp file behind
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):  # a full disk, a file-size limit
+            raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
         raise
     fsync_dir(path.parent)
 

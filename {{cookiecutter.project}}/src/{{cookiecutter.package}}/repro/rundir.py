@@ -41,6 +41,9 @@ import yaml
 from ..data.files import atomic_write_text
 
 
+MAX_NAME_BYTES = 200
+
+
 class RunState(Enum):
     NEW = "new"  # nothing there yet
     RESUMABLE = "resumable"  # started before (config.yaml present), not finished
@@ -63,6 +66,11 @@ class RunDir:
         for name, value in (("experiment", experiment), ("variant or run.name", setting)):
             if not value or "/" in value or value.startswith("."):
                 raise ValueError(f"{name}={value!r} cannot name a run directory; expected a plain folder name")
+            if len(value.encode()) > MAX_NAME_BYTES:  # file systems stop at 255 bytes, temp files add a suffix
+                raise ValueError(
+                    f"{name}={value[:24]!r}... has {len(value.encode())} bytes, too long for a folder name; "
+                    f"expected at most {MAX_NAME_BYTES} (a shorter variant: name, or run.name=<name>)"
+                )
         return cls(Path(runs_dir) / experiment / setting / f"seed_{seed}")
 
     @classmethod

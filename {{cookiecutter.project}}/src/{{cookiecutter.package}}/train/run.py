@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.logging import RichHandler
 
 from ..config import CONFIG_DIR, TrainConfig, check_trainer, register_configs
-from ..data.files import atomic_write_bytes, atomic_write_json
+from ..data.files import WriteError, atomic_write_bytes, atomic_write_json
 from ..repro.environment import collect_environment
 from ..repro.rundir import BOOKKEEPING, RunDir, RunDirError, RunLock, RunState, covered, flatten
 from ..repro.seeding import seed_everything
@@ -217,7 +217,7 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     try:
         metrics = run_training(cfg)
-    except (RunDirError, CheckpointError, ValueError, FloatingPointError) as err:
+    except (RunDirError, CheckpointError, ValueError, FloatingPointError, WriteError) as err:
         # A user-facing problem: one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
