@@ -189,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [d for d in args.detect or () if not (math.isfinite(d) and d > 0)]
     if bad or not (0 < args.alpha < 1):
         what = f"--detect {bad[0]}" if bad else f"--alpha {args.alpha}"
-        print(f"error: {what} is not valid; expected a positive, finite difference (--alpha: in (0, 1))", file=sys.stderr)
+        expected = "a positive, finite difference" if bad else "a level in (0, 1)"
+        print(f"error: {what} is not valid; expected {expected}", file=sys.stderr)
         return 2
     try:
         settings, seeds = _selection(args.directory, args.overrides)

@@ -26,9 +26,9 @@ from rich.table import Table
 
 from .config import locate_run
 from .data.files import WriteError
-from .train.checkpoint import CheckpointError
 from .repro.rundir import RunDirError, flatten, read_config
 from .tasks import DATA_CONFIGS, MODEL_CONFIGS
+from .train.checkpoint import CheckpointError
 
 # Environment fields worth showing when metrics differ (the rest is timestamps and paths).
 EXPLAINING_FIELDS = (
@@ -59,10 +59,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
             f"{run_dir} lacks {', '.join(missing)}; expected a finished run directory "
             "(runs/<experiment>/<setting>/seed_<n>)"
         )
-    try:
-        config = read_config(files["config.yaml"])
-    except RunDirError as err:
-        raise ReproduceError(str(err).split("; restore")[0] + "; a run cannot be reproduced without its config") from None
+    config = read_config(files["config.yaml"], fix="a run cannot be reproduced without it")
     return config, read_json(files["metrics.json"]), read_json(files["environment.json"])
 
 

@@ -143,9 +143,10 @@ def test_the_digest_sees_every_value_and_nothing_else() -> None:
 def test_a_damaged_metrics_log_falls_back_to_a_checkpoint_that_vouches_for_less(tmp_path: Path) -> None:
     log = tmp_path / "metrics.jsonl"
     log.write_bytes(b'{"step": 1}\n')
-    save_checkpoint(tmp_path, {**big_state(1), "progress": {"metrics_offset": 12, "metrics_sha256": prefix_sha256(log, 12)}})
+    vouch = lambda n: {"metrics_offset": n, "metrics_sha256": prefix_sha256(log, n)}  # noqa: E731
+    save_checkpoint(tmp_path, {**big_state(1), "progress": vouch(12)})
     log.write_bytes(b'{"step": 1}\n{"step": 2}\n')
-    save_checkpoint(tmp_path, {**big_state(2), "progress": {"metrics_offset": 24, "metrics_sha256": prefix_sha256(log, 24)}})
+    save_checkpoint(tmp_path, {**big_state(2), "progress": vouch(24)})
     assert load_checkpoint(tmp_path, CONFIG, metrics_log=log)["step"] == 2
     log.write_bytes(b'{"step": 1}\n{"step": 9}\n')  # damage after the first checkpoint's part of the log
     assert load_checkpoint(tmp_path, CONFIG, metrics_log=log)["step"] == 1

@@ -40,7 +40,6 @@ import yaml
 
 from ..data.files import atomic_write_text
 
-
 MAX_NAME_BYTES = 200
 
 
@@ -148,8 +147,8 @@ class RunDir:
         shutil.rmtree(self.checkpoints, ignore_errors=True)
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """A run's config.yaml as a dict; one line naming the file when it is empty, not YAML or not a mapping.
+def read_config(path: Path, fix: str = "restore it, or pass run.overwrite=true") -> dict[str, Any]:
+    """A run's config.yaml as a dict; one line naming the file, and `fix`, when it is empty, not YAML or not a mapping.
 
     Raises:
         RunDirError: the file cannot be the config of a run.
@@ -157,11 +156,10 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        problem = " ".join(str(err).split())
-        raise RunDirError(f"{path} is not valid YAML ({problem}); restore it, or pass run.overwrite=true") from None
+        raise RunDirError(f"{path} is not valid YAML ({' '.join(str(err).split())}); {fix}") from None
     if not isinstance(config, dict):
         found = "empty" if config is None else f"a {type(config).__name__}, not a mapping"
-        raise RunDirError(f"{path} is {found}; expected the run's resolved config (restore it, or run.overwrite=true)")
+        raise RunDirError(f"{path} is {found}; expected the run's resolved config: {fix}")
     return config
 
 
