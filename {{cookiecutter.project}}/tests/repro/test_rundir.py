@@ -1,11 +1,23 @@
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from {{ cookiecutter.package }}.data.files import atomic_write_json
-from {{ cookiecutter.package }}.repro.rundir import RunDir, RunDirError, RunState, config_digest, diff_configs
+from {{ cookiecutter.package }}.repro.rundir import (
+    RunDir,
+    RunDirError,
+    RunLock,
+    RunState,
+    config_digest,
+    diff_configs,
+)
 
 CONFIG = {"experiment": "e", "seed": 0, "trainer": {"lr": 0.1}, "run": {"overwrite": False}}
 FULL = {
@@ -152,3 +164,32 @@ def test_diff_configs_reports_added_and_changed_keys() -> None:
     old = {"a": {"b": 1, "c": 2}, "run": {"dir": "x"}}
     new = {"a": {"b": 1, "c": 3, "d": 4}, "run": {"dir": "y"}}
     assert diff_configs(old, new) == {"a.c": (2, 3), "a.d": ("<absent>", 4)}
+
+
+def test_one_process_at_a_time_holds_a_run_and_a_killed_holder_holds_nothing(tmp_path: Path) -> None:
+    first, second = RunLock(tmp_path / "r"), RunLock(tmp_path / "r")
+    first.acquire()
+    with pytest.raises(RunDirError, match=rf"is being trained by {socket.gethostname()} pid {os.getpid()} right now"):
+        second.acquire()
+    first.release()
+    second.acquire()  # released: free again
+    second.release()
+    assert (tmp_path / "r" / ".lock").read_text() == ""  # no stale holder named after a release
+    # SIGKILL leaves no lock behind: the operating system drops it with the process.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "r")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RunDirError, match=f"pid {holder.pid}"):
+        RunLock(tmp_path / "r").acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    RunLock(tmp_path / "r").acquire()
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from {{ cookiecutter.package }}.repro.rundir import RunLock
+RunLock(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+time.sleep(60)
+"""

@@ -196,3 +196,21 @@ def test_cli_runs_as_a_module_and_prints_the_table(tmp_path, write_sweep):
     for text in ("gap − full", "p (Holm)", "Skipped unfinished runs (no metrics.json): gap/seed_4", "seeds (have 4"):
         assert text in result.stdout
     assert all((tmp_path / name).is_file() for name in OUTPUTS)
+
+
+def test_values_too_large_to_average_are_one_line_and_nothing_is_written(tmp_path, write_sweep, capsys):
+    write_sweep(tmp_path, {"full": {0: 1.7e308, 1: 1.7e308}, "gap": {0: 1.6e308, 1: 1.7e308}})
+    assert main([str(tmp_path), "--metric", "test/acc"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a finite number" in err and "too large to average" in err
+    assert not any((tmp_path / name).exists() for name in OUTPUTS)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "0"])
+def test_a_detectable_difference_must_be_positive_and_finite(tmp_path, write_sweep, capsys, value):
+    write_sweep(tmp_path, TABLE)
+    assert main([str(tmp_path), "--metric", "test/acc", "--detect", value]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --detect {float(value)} is not valid; expected a positive, finite difference\n"
+    )
