@@ -52,6 +52,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def compare(
             f"{err}; to compare some of the {len(runs.variants)} settings in {directory}, name them by the "
             "overrides that trained them (compare DIR key=value ..., docs/ablations.md)"
         ) from err
-    report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
+    with warnings.catch_warnings():  # an overflow is reported below as one line, not as numpy's warnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
     root = Path(directory)
     # Every file is rendered before any is written, so a renderer that fails leaves the previous set
     # whole instead of a new table beside an old plot. allow_nan=False: a NaN that slipped past the
