@@ -92,9 +92,10 @@ def test_damaged_checkpoint_bytes_resume_from_the_previous_checkpoint(
 ) -> None:
     """flip: 4 KiB XORed at a fraction of the file (torch.load reads that silently); truncate: a copy cut short."""
     process = start(tmp_path, command())
-    wait_for(lambda: (tmp_path / RUN / "checkpoints" / "prev.pt").exists(), process)
+    checkpoints = tmp_path / RUN / "checkpoints"
+    wait_for(lambda: (checkpoints / "prev.pt").exists() and (checkpoints / "last.pt").exists(), process)
     kill(process)
-    last = tmp_path / RUN / "checkpoints" / "last.pt"
+    last = checkpoints / "last.pt.next" if (checkpoints / "last.pt.next").exists() else checkpoints / "last.pt"
     data = bytearray(last.read_bytes())
     begin = int(len(data) * where)
     if kind == "flip":
