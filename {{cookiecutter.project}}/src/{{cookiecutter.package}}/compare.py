@@ -13,6 +13,7 @@ docs/ablations.md explains how to read the tables.
 
 Without overrides every setting under `<dir>` is compared; with them, exactly the settings (and seeds)
 that `python -m {{ cookiecutter.package }}.train -m experiment=<dir's name> <overrides>` trained.
+`--scores FILE.csv` compares scores from elsewhere (stats/external.py) and writes into `<dir>`.
 
 A run that cannot be compared stops the command with one line and exit status 2.
 
@@ -27,10 +28,12 @@ comparison.json (all values JSON; an undefined statistic is null with a `note`, 
       "metrics": ["test/acc", ...],
       "resources": {name: {"params": int | null, "gflops": float | null, "train_seconds_mean": float | null}},
       "directory": "runs/vit_cifar10", "baseline": "full" | null, "correction": "holm" | "bh",
-      "alpha": 0.05, "seeds": [0, 1, 2], "skipped": ["gap/seed_3", ...]   # runs without metrics.json
+      "alpha": 0.05, "seeds": [0, 1, 2], "skipped": ["gap/seed_3", ...],  # runs without metrics.json
+      "config_check": "passed" | "skipped: ..."   # --scores: no configs to check, and said so
     }
     VARIANT = {"n": 3, "mean": float, "std": float (ddof=1), "ci95": [lo, hi] (t-interval), "median": float,
-               "values": {"0": float, ...}}   # seed (as a string) -> value
+               "values": {"0": float, ...},   # seed (as a string) -> value
+               "iqm": float, "iqm_ci95": [lo, hi]}   # interquartile mean, stratified-bootstrap interval (rliable)
     PAIR = {"a": name, "b": name, "n": seeds paired,
             "mean_diff": mean of a - b, "sd_diff": sd of a - b, "ci95_diff": [lo, hi] (t-interval),
             "bootstrap_ci95_diff": [lo, hi] (percentile bootstrap of the differences, fixed generator),
@@ -38,7 +41,10 @@ comparison.json (all values JSON; an undefined statistic is null with a `note`, 
             "p_holm" | "p_bh": t-test p adjusted across this metric's pairs (null where the t-test is),
             "significant": adjusted p < alpha, "cohen_dz": mean_diff / sd_diff | null,
             "seed_count": null | {"difference", "alpha", "power", "seeds_needed": int | null,
-                                  "power_now": float | null, "note": str | null}}   # with --detect
+                                  "power_now": float | null, "note": str | null},   # with --detect
+            "prob_improvement": {"p": P(a > b) + P(a = b)/2 over runs, "ci95": [lo, hi]},   # rliable
+            "aso": {"epsilon_min": of "a stochastically larger than b", "epsilon_min_reverse": of "b larger than a",
+                    "violation_ratio", "confidence", "tau": 0.5, "a_larger": bool, "b_larger": bool}}   # deepsig
     TEST = {"statistic": float | null, "p": float | null, "note": str | null}   # note: why p is null, or a caveat
     FRIEDMAN = TEST + {"k": variants, "n": seeds}   # null with fewer than 3 variants
 
@@ -60,6 +66,7 @@ from typing import Any
 from rich.console import Console
 
 from .data.files import atomic_write_bytes
+from .stats.external import CONFIG_CHECK_SKIPPED, load_scores
 from .stats.load import ComparisonError, check_configs, check_seeds, load_runs
 from .stats.plot import comparison_png
 from .stats.report import build_report
@@ -78,6 +85,7 @@ def compare(
     detect: Sequence[float] | None = None,
     settings: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    scores: Path | None = None,
 ) -> dict[str, Any]:
     """Check the runs under `directory`, compute the report and write the four comparison files there.
 
@@ -90,6 +98,8 @@ def compare(
         detect: differences worth detecting (one, or one per metric) for the seed-count helper.
         settings: the setting folders to compare; None: every one under `directory`.
         seeds: the seeds to compare; None: every seed found.
+        scores: a CSV of variant, seed and metrics from elsewhere (stats/external.py) instead of the runs
+            under `directory`, which then only says where the files go; the config check is skipped, and said so.
 
     Returns:
         The report, as written to comparison.json.
@@ -97,10 +107,11 @@ def compare(
     Raises:
         ComparisonError: the runs cannot be compared; the message names the runs, seeds or keys.
     """
-    runs = load_runs(directory, settings, seeds)
+    runs = load_runs(directory, settings, seeds) if scores is None else load_scores(scores)
     try:
         check_seeds(runs)
-        check_configs(runs)
+        if scores is None:
+            check_configs(runs)
     except ComparisonError as err:
         if settings is not None or len({run.path.parent for run in runs.runs}) < 3:
             raise
@@ -111,6 +122,7 @@ def compare(
     with warnings.catch_warnings():  # an overflow is reported below as one line, not as numpy's warnings
         warnings.simplefilter("ignore", RuntimeWarning)
         report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
+    report["config_check"] = "passed" if scores is None else CONFIG_CHECK_SKIPPED.format(path=scores)
     root = Path(directory)
     # Every file is rendered before any is written, so a renderer that fails leaves the previous set
     # whole instead of a new table beside an old plot. allow_nan=False: a NaN that slipped past the
@@ -137,7 +149,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m {{ cookiecutter.package }}.compare",
         description="Seed-paired statistical comparison of ablation variants (see docs/ablations.md).",
     )
-    parser.add_argument("directory", type=Path, help="runs/<experiment>, holding <setting>/seed_<n>/")
+    parser.add_argument(
+        "directory", type=Path, help="runs/<experiment>, holding <setting>/seed_<n>/ (with --scores: where to write)"
+    )
+    parser.add_argument("--scores", type=Path, help="compare a CSV of variant,seed,<metric> rows from elsewhere")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="compare only the runs these training overrides made"
     )
@@ -206,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detect=args.detect,
             settings=settings,
             seeds=seeds,
+            scores=args.scores,
         )
     except ComparisonError as err:
         print(f"error: {err}", file=sys.stderr)

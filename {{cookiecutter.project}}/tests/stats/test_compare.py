@@ -22,9 +22,9 @@ TABLE = {
     "gap": {0: 0.907, 1: 0.903, 2: 0.913, 3: 0.896},
     "nopos": {0: 0.861, 1: 0.872, 2: 0.866, 3: 0.858},
 }
-VARIANT_KEYS = {"n", "mean", "std", "ci95", "median", "values"}
+VARIANT_KEYS = {"n", "mean", "std", "ci95", "median", "values", "iqm", "iqm_ci95"}
 PAIR_KEYS = {"a", "b", "n", "mean_diff", "sd_diff", "ci95_diff", "bootstrap_ci95_diff", "t_test", "wilcoxon"}
-PAIR_KEYS |= {"p_holm", "significant", "cohen_dz", "seed_count"}
+PAIR_KEYS |= {"p_holm", "significant", "cohen_dz", "seed_count", "prob_improvement", "aso"}
 
 
 def strict_json(path: Path) -> dict:
@@ -75,7 +75,9 @@ def test_markdown_and_latex_show_variants_tests_and_resources(tmp_path, write_sw
     assert "1.23M" in markdown and "0.42" in markdown  # params and GFLOPs columns
     assert "needs" in markdown and "seeds (have 4" in markdown  # the seed-count helper
     latex = (tmp_path / "comparison.tex").read_text()
-    assert latex.count("\\begin{tabular}") == latex.count("\\bottomrule") == 3
+    assert "## test/acc: robust comparisons" in markdown and "| nopos vs full |" in markdown
+    assert "P(a > b) [95 % CI]" in markdown and "ASO ε_min (a > b)" in markdown
+    assert latex.count("\\begin{tabular}") == latex.count("\\bottomrule") == 4
     assert "\\toprule" in latex and "$\\pm$" in latex and "test/acc" in latex
     unescaped = re.sub(r"\\[{}$%_&#]", "", latex)  # drop escaped specials, keep the markup's own
     assert unescaped.count("{") == unescaped.count("}") and unescaped.count("$") % 2 == 0

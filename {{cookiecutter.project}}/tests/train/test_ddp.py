@@ -125,13 +125,19 @@ def test_only_rank_0_writes(single: Path, audited: tuple[Path, str]) -> None:
     assert tree(ddp) == tree(single)  # no stray file anywhere: not from Hydra, not from rank 1
 
 
-def test_finished_run_is_refused_on_every_rank_without_hanging(audited: tuple[Path, str]) -> None:
+def test_finished_run_is_reported_or_refused_on_every_rank_without_hanging(audited: tuple[Path, str]) -> None:
     ddp, _ = audited
+    before = (ddp / RUN / "metrics.json").stat().st_mtime_ns
     started = time.monotonic()
-    result = run_cli([*TORCHRUN, "-m", f"{PKG}.train", *ARGS], ddp, check=False, timeout=120)
+    again = run_cli([*TORCHRUN, "-m", f"{PKG}.train", *ARGS], ddp, timeout=120)  # the same command: done already
+    assert "nothing to train" in " ".join((again.stdout + again.stderr).split())
+    assert (ddp / RUN / "metrics.json").stat().st_mtime_ns == before
+    # Another config pointed at the same folder (run.name): rank 0 refuses, and every rank stops with it.
+    other = [*ARGS, f"run.name={RUN.parent.name}", "trainer.lr=0.5"]
+    result = run_cli([*TORCHRUN, "-m", f"{PKG}.train", *other], ddp, check=False, timeout=120)
     assert result.returncode != 0
-    assert "already holds a finished run" in result.stderr, result.stderr
-    assert time.monotonic() - started < 60  # no rank waits for rank 0 until a collective times out
+    assert "holds a finished run of a different config (trainer.lr:" in result.stderr, result.stderr
+    assert time.monotonic() - started < 90  # no rank waits for rank 0 until a collective times out
 
 
 def test_sweep_inside_torchrun_is_refused(tmp_path: Path) -> None:

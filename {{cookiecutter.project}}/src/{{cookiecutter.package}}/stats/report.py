@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import robust
+from .aso import aso
 from .inference import (
     HypothesisTest,
     PairedComparison,
@@ -92,6 +94,32 @@ def _pair_json(
     }
 
 
+def _robust_variant(values: dict[int, float]) -> dict[str, Any]:
+    """rliable's interquartile mean of the seeds, with its bootstrap interval (stats/robust.py)."""
+    scores = list(values.values())
+    return {"iqm": robust.iqm(scores), "iqm_ci95": list(robust.stratified_bootstrap_ci(robust.iqm, scores))}
+
+
+def _robust_pair(a: dict[int, float], b: dict[int, float], comparisons: int, alpha: float) -> dict[str, Any]:
+    """Probability of improvement and Almost Stochastic Order in both directions: no normality assumed."""
+    x, y = list(a.values()), list(b.values())
+    improvement = robust.probability_of_improvement(x, y)
+    ci = robust.stratified_bootstrap_ci(robust.probability_of_improvement, x, y)
+    forward, backward = (aso(p, q, confidence=1 - alpha, comparisons=comparisons) for p, q in ((x, y), (y, x)))
+    return {
+        "prob_improvement": {"p": improvement, "ci95": list(ci)},
+        "aso": {
+            "epsilon_min": forward.epsilon_min,  # of "a is stochastically larger than b"
+            "epsilon_min_reverse": backward.epsilon_min,  # of "b is stochastically larger than a"
+            "violation_ratio": forward.violation_ratio,
+            "confidence": forward.confidence,
+            "tau": forward.tau,
+            "a_larger": forward.a_better,
+            "b_larger": backward.a_better,
+        },
+    }
+
+
 def _metric_report(
     values: dict[str, dict[int, float]],
     order: Sequence[str],
@@ -111,8 +139,13 @@ def _metric_report(
     omnibus = friedman({variant: values[variant] for variant in order})
     n_seeds = len(values[order[0]])
     return {
-        "variants": {variant: _summary_json(describe(values[variant])) for variant in order},
-        "pairs": [_pair_json(pair, p, correction, alpha, detect) for pair, p in zip(pairs, p_adjusted, strict=True)],
+        "variants": {
+            variant: _summary_json(describe(values[variant])) | _robust_variant(values[variant]) for variant in order
+        },
+        "pairs": [
+            _pair_json(pair, p, correction, alpha, detect) | _robust_pair(values[a], values[b], len(pairs), alpha)
+            for pair, p, (a, b) in zip(pairs, p_adjusted, pairings, strict=True)
+        ],
         "friedman": None if omnibus is None else _test_json(omnibus) | {"k": len(order), "n": n_seeds},
     }
 

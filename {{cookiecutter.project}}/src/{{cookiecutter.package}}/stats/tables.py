@@ -220,6 +220,43 @@ def _pair_table(metric: str, section: dict[str, Any], correction: str, alpha: fl
     return table
 
 
+def _robust_table(metric: str, section: dict[str, Any]) -> Table:
+    """IQM per variant, probability of improvement and Almost Stochastic Order per pair (no normality assumed)."""
+    columns = [
+        Column("Comparison (a vs b)", r"Comparison ($a$ vs $b$)", align="l"),
+        Column("IQM a [95 % CI]", r"IQM $a$ [95\,\% CI]"),
+        Column("P(a > b) [95 % CI]", r"$P(a > b)$ [95\,\% CI]"),
+        Column("ASO ε_min (a > b)", r"ASO $\varepsilon_{\min}$ ($a > b$)"),
+        Column("ASO ε_min (b > a)", r"ASO $\varepsilon_{\min}$ ($b > a$)"),
+    ]
+    table = Table(f"{metric}: robust comparisons", f"{_slug(metric)}-robust", columns)
+    variants = section["variants"]
+    decimals = decimals_for([v["std"] for v in variants.values()])
+    for pair in section["pairs"]:
+        iqm = variants[pair["a"]]
+        improvement, order = pair["prob_improvement"], pair["aso"]
+        table.rows.append(
+            [
+                f"{pair['a']} vs {pair['b']}",
+                f"{format_number(iqm['iqm'], decimals)} {_interval(iqm['iqm_ci95'], decimals)}",
+                f"{improvement['p']:.2f} [{improvement['ci95'][0]:.2f}, {improvement['ci95'][1]:.2f}]",
+                f"{order['epsilon_min']:.2f}" + (" *" if order["a_larger"] else ""),
+                f"{order['epsilon_min_reverse']:.2f}" + (" *" if order["b_larger"] else ""),
+            ]
+        )
+    if section["pairs"]:
+        aso = section["pairs"][0]["aso"]
+        table.notes.append(
+            "IQM: interquartile mean of the seeds; P(a > b): probability that a run of a scores higher than a run "
+            "of b (ties count half), both with stratified-bootstrap 95 % intervals (Agarwal et al., 2021). "
+            f"ASO: epsilon_min of Almost Stochastic Order at confidence {aso['confidence']:.3g} (corrected for "
+            f"{len(section['pairs'])} comparison{'s' * (len(section['pairs']) != 1)}); * marks epsilon_min < "
+            f"{aso['tau']:g}, i.e. that side is stochastically larger (Dror et al., 2019). Larger values are "
+            "better for accuracies, smaller for losses."
+        )
+    return table
+
+
 def build_tables(report: dict[str, Any]) -> list[Table]:
     """The summary table, then per metric its per-variant and paired-test tables."""
     tables = [_summary_table(report)]
@@ -228,6 +265,7 @@ def build_tables(report: dict[str, Any]) -> list[Table]:
         tables.append(_variant_table(metric, section))
         if section["pairs"]:
             tables.append(_pair_table(metric, section, report["correction"], report["alpha"]))
+            tables.append(_robust_table(metric, section))
     return tables
 
 
@@ -240,6 +278,8 @@ def _preamble(report: dict[str, Any]) -> list[str]:
     ]
     if report["skipped"]:
         lines.append(f"Skipped unfinished runs (no metrics.json): {', '.join(report['skipped'])}.")
+    if report.get("config_check", "passed") != "passed":
+        lines.append(f"Config check {report['config_check']}.")
     return lines
 
 
