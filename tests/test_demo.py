@@ -51,6 +51,7 @@ def test_the_demo_prints_a_comparison_table_per_baseline(tmp_path: Path) -> None
                 assert (run_dir / "metrics.json").is_file()
     assert re.search(r"demo finished in \d+ s", result.stdout)
     # The pooled view: one row per role (full, ablated) over the three tasks, and the figures.
-    assert "| full | 3 |" in result.stdout and "| ablated | 3 |" in result.stdout and "| ablated vs full |" in result.stdout
+    for row in ("| full | 3 |", "| ablated | 3 |", "| ablated vs full |"):
+        assert row in result.stdout, row
     for name in ("aggregate_profile.png", "aggregate_intervals.png"):
         assert (project / "runs" / "aggregate" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
