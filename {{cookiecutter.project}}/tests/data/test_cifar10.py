@@ -165,9 +165,14 @@ def test_prepare_is_idempotent_and_follows_params(tmp_path: Path) -> None:
     assert len(data.train_labels) == 1000
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
     np.testing.assert_array_equal(data.train_images, generate_synthetic(1000, 0, "train")[0])
-    data = load(synthetic(tmp_path, num_train=3000))  # larger: regenerated
+    # Larger: the prepared twin is what DVC and earlier runs read, so it is kept, and the refusal says where to go.
+    with pytest.raises(
+        DataError, match=r"num_train=2000, seed=0 .* so it is kept, not replaced by one with num_train=3000"
+    ):
+        load(synthetic(tmp_path, num_train=3000))
+    assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
+    data = load(synthetic(tmp_path / "elsewhere", num_train=3000))  # under another root: its own twin
     assert len(data.train_labels) == 3000
-    assert read_manifest(directory).params["num_train"] == 3000
 
 
 def test_load_refuses_corrupt_data_and_prepare_repairs_it(tmp_path: Path) -> None:

@@ -101,9 +101,13 @@ def test_prepare_is_idempotent_and_follows_params(tmp_path: Path) -> None:
     stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
     prepare(synthetic(tmp_path))
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
-    data = load(synthetic(tmp_path, val_fraction=0.2))
+    # Another split of the twin would change what DVC and earlier runs read: kept, with the way out named.
+    with pytest.raises(DataError, match=r"so it is kept, not replaced by one with val_fraction=0.2"):
+        load(synthetic(tmp_path, val_fraction=0.2))
+    assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
+    data = load(synthetic(tmp_path / "elsewhere", val_fraction=0.2))
     assert (len(data.train), len(data.val)) == (160_000, 40_000)
-    assert read_manifest(directory).params == {"val_fraction": 0.2, "synthetic_chars": SMOKE_CHARS, "seed": 0}
+    assert read_manifest(tmp_path / "elsewhere" / directory.name).params["val_fraction"] == 0.2
 
 
 def test_bad_config_is_rejected(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ from .files import (
     download,
     file_hash,
     is_prepared,
+    keep_prepared,
     prepare_command,
     read_manifest,
     verify,
@@ -355,6 +356,7 @@ def prepare(cfg: CIFAR10Config) -> Path:
     if is_prepared(directory, params):
         log.info("%s is up to date", directory)
         return directory
+    keep_prepared(directory, params)  # another size of the twin: never written over
     if cfg.synthetic:
         log.info("generating the synthetic CIFAR-10 twin (%s) in %s", params, directory)
         arrays = {}

@@ -302,6 +302,30 @@ def is_prepared(directory: Path | str, params: dict[str, Any]) -> bool:
     return manifest.params == params
 
 
+def keep_prepared(directory: Path | str, params: dict[str, Any]) -> None:
+    """Refuse to replace a dataset that verifies but was prepared with other params (a twin of another size).
+
+    Such a directory is what the DVC pipeline or earlier runs prepared and read: writing another twin over it
+    would silently change what later runs train on and make every DVC stage after it stale. A corrupt or
+    half-written directory is not kept: `prepare()` rebuilds it as before.
+
+    Raises:
+        DataError: one line naming the directory, both sets of params and where to prepare instead.
+    """
+    try:
+        manifest = verify(directory)
+    except DataError:
+        return
+    if manifest.params != params:
+        shown = ", ".join(f"{key}={value}" for key, value in params.items()) or "the real data"
+        kept = ", ".join(f"{key}={value}" for key, value in manifest.params.items()) or "the real data"
+        raise DataError(
+            f"{directory} holds a dataset prepared with {kept} (what DVC and earlier runs read), so it is kept, not "
+            f"replaced by one with {shown}: prepare that under another root (--root DIR, or data.root=DIR for a "
+            f"run), or remove {directory} first"
+        )
+
+
 def _check_name(name: str) -> None:
     """Manifest entries are plain relative paths inside the directory (no absolute paths, no `..`)."""
     parts = Path(name).parts

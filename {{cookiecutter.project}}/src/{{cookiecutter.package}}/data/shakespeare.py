@@ -37,6 +37,7 @@ from .files import (
     atomic_write_json,
     download,
     is_prepared,
+    keep_prepared,
     prepare_command,
     read_manifest,
     sha256_file,
@@ -215,6 +216,7 @@ def prepare(cfg: ShakespeareConfig) -> Path:
     if is_prepared(directory, params):
         log.info("%s is up to date", directory)
         return directory
+    keep_prepared(directory, params)  # another size of the twin: never written over
     if cfg.synthetic:
         log.info("generating the synthetic tiny-shakespeare twin (%s) in %s", params, directory)
         text, vocab, source = generate_synthetic(cfg.synthetic_chars, cfg.seed), ALPHABET, f"synthetic:{__name__}"
