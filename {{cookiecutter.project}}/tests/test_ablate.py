@@ -143,7 +143,7 @@ def test_finished_runs_of_the_same_config_are_kept_and_only_missing_runs_train(t
     # Runs of other commands in the same folder (a README run, a sweep over trainer.lr) change nothing.
     write_finished(tmp_path / EXPERIMENT / "other-0123abcd" / "seed_0")
     assert [(tuple(v.name for v in vs), s) for vs, s in plan(ablation)] == [((a,), (2,)), ((b,), (0, 1, 2))]
-    with pytest.raises(AblationError, match=r"^the overrides do not compose: .*trainer.learning_rate[^\n]*$"):
+    with pytest.raises(AblationError, match=r"^trainer.learning_rate=0.5: .* \(did you mean trainer.lr\?[^\n]*$"):
         resolve([*overrides, "trainer.learning_rate=0.5"], variants=f"{a},{b}", seeds="3")
 
 

@@ -47,7 +47,7 @@ import yaml
 from rich.console import Console
 
 from .compare import OUTPUTS, compare
-from .config import CONFIG_DIR, PathsConfig, settings_of
+from .config import CONFIG_DIR, OverrideError, PathsConfig, check_overrides, settings_of
 from .stats.load import ComparisonError
 from .stats.tables import print_report
 
@@ -270,6 +270,10 @@ def resolve(
     runs_dir = _override(overrides, "paths.runs_dir") or PathsConfig().runs_dir
     extra = [f"hydra/launcher={launcher}"] if launcher else []
     common = [f"experiment={experiment}", *(o for o in overrides if o != f"experiment={experiment}")]
+    try:
+        check_overrides(common)  # once for all variants
+    except OverrideError as err:
+        raise AblationError(str(err)) from None
     return Ablation(
         experiment=experiment,
         model=model,
@@ -288,7 +292,7 @@ def _with_setting(variant: Variant, overrides: list[str]) -> Variant:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        (setting,), _ = settings_of([*overrides, f"ablation={variant.option}"])
+        (setting,), _ = settings_of([*overrides, f"ablation={variant.option}"], checked=True)
     except (HydraException, OmegaConfBaseException, ValueError) as err:  # a typo'd key or value, as training says
         raise AblationError(f"the overrides do not compose: {'; '.join(str(err).splitlines())}") from err
     return Variant(variant.option, variant.name, variant.short, setting)

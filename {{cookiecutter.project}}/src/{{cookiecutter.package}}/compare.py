@@ -67,7 +67,7 @@ from rich.console import Console
 
 from .data.files import atomic_write_bytes
 from .stats.external import CONFIG_CHECK_SKIPPED, load_scores
-from .stats.load import ComparisonError, check_configs, check_seeds, load_runs
+from .stats.load import ComparisonError, RunSet, check_configs, check_seeds, load_runs
 from .stats.plot import comparison_png
 from .stats.report import build_report
 from .stats.tables import print_report, to_latex, to_markdown
@@ -108,25 +108,35 @@ def compare(
         ComparisonError: the runs cannot be compared; the message names the runs, seeds or keys.
     """
     runs = load_runs(directory, settings, seeds) if scores is None else load_scores(scores)
+    _check(runs, directory, selected=settings is not None, configs=scores is None)
+    with warnings.catch_warnings():  # an overflow is reported below as one line, not as numpy's warnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
+    report["config_check"] = "passed" if scores is None else CONFIG_CHECK_SKIPPED.format(path=scores)
+    _write(report, Path(directory))
+    return report
+
+
+def _check(runs: RunSet, directory: str | Path, *, selected: bool, configs: bool) -> None:
+    """check_seeds and (for runs of this project) check_configs; over a whole folder, say how to pick runs."""
     try:
         check_seeds(runs)
-        if scores is None:
+        if configs:
             check_configs(runs)
     except ComparisonError as err:
-        if settings is not None or len({run.path.parent for run in runs.runs}) < 3:
+        if selected or len({run.path.parent for run in runs.runs}) < 3:
             raise
         raise ComparisonError(  # every setting of the folder was read: say how to pick some
             f"{err}; to compare some of the {len(runs.variants)} settings in {directory}, name them by the "
             "overrides that trained them (compare DIR key=value ..., docs/ablations.md)"
         ) from err
-    with warnings.catch_warnings():  # an overflow is reported below as one line, not as numpy's warnings
-        warnings.simplefilter("ignore", RuntimeWarning)
-        report = build_report(runs, metrics, baseline=baseline, correction=correction, alpha=alpha, detect=detect)
-    report["config_check"] = "passed" if scores is None else CONFIG_CHECK_SKIPPED.format(path=scores)
-    root = Path(directory)
-    # Every file is rendered before any is written, so a renderer that fails leaves the previous set
-    # whole instead of a new table beside an old plot. allow_nan=False: a NaN that slipped past the
-    # checks fails here instead of reaching a paper.
+
+
+def _write(report: dict[str, Any], root: Path) -> None:
+    """Render all four files, then write them: a renderer that fails leaves the previous set whole.
+
+    allow_nan=False: a NaN that slipped past the checks fails here instead of reaching a paper.
+    """
     where = _non_finite(report)
     if where:  # finite values can still overflow: the mean of two 1.7e308 is inf
         raise ComparisonError(
@@ -141,7 +151,6 @@ def compare(
     }
     for name, data in outputs.items():
         atomic_write_bytes(root / name, data)
-    return report
 
 
 def _parser() -> argparse.ArgumentParser:

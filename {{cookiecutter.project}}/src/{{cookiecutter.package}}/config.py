@@ -176,17 +176,19 @@ def expand(overrides: list[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*choices)]
 
 
-def settings_of(overrides: list[str]) -> tuple[list[str], list[int]]:
+def settings_of(overrides: list[str], *, checked: bool = False) -> tuple[list[str], list[int]]:
     """(setting folders, seeds) of the runs that `python -m <pkg>.train -m <overrides>` trains.
 
     The folders are repro/rundir.py's `<variant>-<digest>` (or run.name), in the order of the sweep; the
-    seeds are those the overrides name (`seed=0,1,2`), or [] when they name none.
+    seeds are those the overrides name (`seed=0,1,2`), or [] when they name none. `checked`: the caller has
+    already passed the overrides through `check_overrides`.
     """
     from omegaconf import OmegaConf
 
     from .repro.rundir import setting_name
 
-    check_overrides(overrides)
+    if not checked:
+        check_overrides(overrides)
     settings: dict[str, None] = {}
     seeds: dict[int, None] = {}
     for single in expand(overrides):
