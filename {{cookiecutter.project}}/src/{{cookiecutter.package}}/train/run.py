@@ -136,9 +136,10 @@ def _train_in(
     tc = typed.trainer
 
     def check() -> RunState:
-        if run.path.exists():  # a run in progress elsewhere is refused at once (an empty runs/ stays empty)
-            lock.acquire()
-        return run.check(config, overwrite=typed.run.overwrite)
+        state = run.check(config, overwrite=typed.run.overwrite)
+        if state is RunState.RESUMABLE or (state is RunState.FINISHED and typed.run.overwrite):
+            lock.acquire()  # a run in progress elsewhere is refused at once, before any data is prepared
+        return state  # NEW: locked at the claim (an empty runs/ stays empty); FINISHED: nothing will be written
 
     # Another config in the directory is refused before any data is prepared; this config, finished, is done.
     found = run_on_main(check, dist)
