@@ -165,10 +165,26 @@ def test_prepare_is_idempotent_and_follows_params(tmp_path: Path) -> None:
     assert len(data.train_labels) == 1000
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
     np.testing.assert_array_equal(data.train_images, generate_synthetic(1000, 0, "train")[0])
-    # Larger: the prepared twin is what DVC and earlier runs read, so it is kept, and the refusal says where to go.
+    data = load(synthetic(tmp_path, num_train=3000))  # larger: grown in place, the old twin its prefix
+    assert len(data.train_labels) == 3000
+    assert read_manifest(directory).params["num_train"] == 3000
+
+
+def test_a_twin_is_never_replaced_by_another_one_nor_grown_under_dvc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another seed would change what earlier runs read; under DVC even growing would make its stages stale."""
+    monkeypatch.chdir(tmp_path)
+    directory = prepare(synthetic(tmp_path))
+    stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
     with pytest.raises(
-        DataError, match=r"num_train=2000, seed=0 .* so it is kept, not replaced by one with num_train=3000"
+        DataError, match=r"seed=0 \(earlier runs read it\), so it is kept, not replaced by one with .*seed=1"
     ):
+        load(synthetic(tmp_path, seed=1))
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare_cifar10:\n    outs:\n    - path: cifar10_synthetic\n      md5: x.dir\n"
+    )
+    with pytest.raises(DataError, match=r"\(DVC tracks it\), so it is kept, not replaced by one with num_train=3000"):
         load(synthetic(tmp_path, num_train=3000))
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == stamps
     data = load(synthetic(tmp_path / "elsewhere", num_train=3000))  # under another root: its own twin

@@ -356,7 +356,7 @@ def prepare(cfg: CIFAR10Config) -> Path:
     if is_prepared(directory, params):
         log.info("%s is up to date", directory)
         return directory
-    keep_prepared(directory, params)  # another size of the twin: never written over
+    keep_prepared(directory, params, grows=serves)  # another twin: only grown in place, and not under DVC
     if cfg.synthetic:
         log.info("generating the synthetic CIFAR-10 twin (%s) in %s", params, directory)
         arrays = {}

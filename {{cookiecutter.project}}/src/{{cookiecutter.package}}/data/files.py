@@ -28,7 +28,7 @@ import os
 import secrets
 import sys
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -302,12 +302,15 @@ def is_prepared(directory: Path | str, params: dict[str, Any]) -> bool:
     return manifest.params == params
 
 
-def keep_prepared(directory: Path | str, params: dict[str, Any]) -> None:
+def keep_prepared(
+    directory: Path | str, params: dict[str, Any], grows: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None
+) -> None:
     """Refuse to replace a dataset that verifies but was prepared with other params (a twin of another size).
 
-    Such a directory is what the DVC pipeline or earlier runs prepared and read: writing another twin over it
-    would silently change what later runs train on and make every DVC stage after it stale. A corrupt or
-    half-written directory is not kept: `prepare()` rebuilds it as before.
+    Earlier runs read such a directory, and DVC may track it: writing another dataset over it would change
+    what later runs train on and make every DVC stage after it stale. Two cases may go ahead: a corrupt or
+    half-written directory (`prepare()` rebuilds it as before), and a dataset that `grows` into a larger one
+    whose prefix is the old one, byte for byte (a synthetic twin), while DVC does not track the directory.
 
     Raises:
         DataError: one line naming the directory, both sets of params and where to prepare instead.
@@ -316,14 +319,28 @@ def keep_prepared(directory: Path | str, params: dict[str, Any]) -> None:
         manifest = verify(directory)
     except DataError:
         return
-    if manifest.params != params:
-        shown = ", ".join(f"{key}={value}" for key, value in params.items()) or "the real data"
-        kept = ", ".join(f"{key}={value}" for key, value in manifest.params.items()) or "the real data"
-        raise DataError(
-            f"{directory} holds a dataset prepared with {kept} (what DVC and earlier runs read), so it is kept, not "
-            f"replaced by one with {shown}: prepare that under another root (--root DIR, or data.root=DIR for a "
-            f"run), or remove {directory} first"
-        )
+    if manifest.params == params:
+        return
+    tracked = _tracked_by_dvc(Path(directory))
+    if grows is not None and grows(params, manifest.params) and not tracked:
+        return  # what earlier runs read stays the prefix of the larger twin
+    shown = ", ".join(f"{key}={value}" for key, value in params.items()) or "the real data"
+    kept = ", ".join(f"{key}={value}" for key, value in manifest.params.items()) or "the real data"
+    readers = "DVC tracks it" if tracked else "earlier runs read it"
+    raise DataError(
+        f"{directory} holds a dataset prepared with {kept} ({readers}), so it is kept, not replaced by one with "
+        f"{shown}: prepare that under another root (--root DIR, or data.root=DIR for a run), or remove {directory} "
+        "first"
+    )
+
+
+def _tracked_by_dvc(directory: Path) -> bool:
+    """Whether a DVC file of the project (run from its root) records `directory` as an output."""
+    from ..repro.dvc import tracked_outputs  # only when a dataset is about to be replaced
+
+    root = Path.cwd()
+    relative = Path(os.path.relpath(directory.resolve(), root.resolve())).as_posix()
+    return any(output["path"] == relative for output in tracked_outputs(root))
 
 
 def _check_name(name: str) -> None:
