@@ -99,18 +99,25 @@ def test_bootstrap_intervals_agree_within_monte_carlo_error(stats, seed: int, sh
 @pytest.mark.parametrize(
     ("n", "m", "shift"), [(3, 3, 0.5), (5, 5, 0.1), (10, 7, -0.2), (3, 3, 0.0), (4, 6, 1.5), (5, 5, -1.0)]
 )
-@pytest.mark.parametrize("comparisons", [1, 3])
+@pytest.mark.parametrize("comparisons", [1, 2, 3])
 def test_aso_epsilon_min_equals_deepsigs(stats, n: int, m: int, shift: float, comparisons: int) -> None:
     _, aso = stats
     rng = np.random.default_rng(n * 100 + m)
     a, b = rng.normal(shift, 1.0, n), rng.normal(0.0, 1.0, m)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deepsig warns about deprecated arguments and equal distributions
+        # Bonferroni's confidence, handed to deepsig directly: its num_comparisons adds alpha / m to the
+        # confidence instead of taking 1 - alpha / m (equal for m = 2, weaker beyond)
         expected = deepsig.aso(
-            a, b, confidence_level=0.95, num_comparisons=comparisons, num_bootstrap_iterations=300,
+            a, b, confidence_level=1 - 0.05 / comparisons, num_comparisons=1, num_bootstrap_iterations=300,
             seed=1234, show_progress=False,
         )  # fmt: skip
     ours = aso.aso(a, b, confidence=0.95, comparisons=comparisons, bootstrap=300, seed=1234)
     assert ours.epsilon_min == pytest.approx(expected, abs=EXACT)
     assert ours.a_better == (expected < 0.5)
+    if comparisons == 2:  # where deepsig's own correction and Bonferroni agree
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own = deepsig.aso(a, b, num_comparisons=2, num_bootstrap_iterations=300, seed=1234, show_progress=False)
+        assert ours.epsilon_min == pytest.approx(own, abs=EXACT)
     assert Path(aso.__file__).read_text().count("import deepsig") == 0  # the project itself needs no deepsig

@@ -12,7 +12,8 @@ functions where A's quantile lies below B's,
 stricter 0.2 that Ulmer et al., 2022, recommend) rejects "A is not better than B". It makes no normality
 assumption, which is why it is recommended for a handful of seeds.
 
-The computation follows `deepsig.aso` (Ulmer et al., 2022) step for step, bootstrap draws included, so
+The computation follows `deepsig.aso` (Ulmer et al., 2022) step for step, bootstrap draws included (only the
+correction for several comparisons is Bonferroni's 1 - alpha / m, see `aso`), so
 the same seed gives the same epsilon_min (the template's tests check this against deepsig itself).
 """
 
@@ -72,14 +73,15 @@ def aso(
 
     Args:
         confidence: of the upper bound, e.g. 0.95 for a test at alpha 0.05.
-        comparisons: the number of comparisons made together; the confidence is raised as deepsig does
-            (Bonferroni: confidence + (1 - confidence) / comparisons).
+        comparisons: the number of comparisons made together; the confidence becomes
+            1 - (1 - confidence) / comparisons (Bonferroni). deepsig's `num_comparisons` adds
+            (1 - confidence) / comparisons instead, the same for 2 comparisons and less strict for more.
         bootstrap: resamples of each score set (from its own quantile function) for the spread.
         seed: bootstrap iteration i draws from NumPy's RandomState(seed + i), the numbers deepsig draws.
     """
     a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
     if comparisons > 1:
-        confidence += (1 - confidence) / comparisons
+        confidence = 1 - (1 - confidence) / comparisons
     ratio = violation_ratio(a, b)
     samples = []
     for i in range(1, bootstrap + 1):
