@@ -181,7 +181,8 @@ def reachable_mode(mode: str) -> str:
     smoke run a 10 s run, logging offline to the run directory (`wandb sync` uploads it later).
     """
     url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
-    if mode == "online" and not _reachable(url):
+    # Without a key wandb refuses online mode at once (a warning below): only a key makes it wait and retry.
+    if mode == "online" and _has_wandb_key() and not _reachable(url):
         log.warning("wandb: %s cannot be reached; logging offline to the run directory (wandb sync uploads it)", url)
         return "offline"
     return mode
